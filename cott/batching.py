@@ -1,0 +1,50 @@
+"""Training batches: Step I, Step II with the gold step and Step II with a counterfactual step, as one batch."""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import torch
+
+from .data import Example
+
+
+class TrainingBatcher:
+    """Turns examples into one tensor batch with rows [Step I | Step II gold | Step II counterfactual].
+
+    Step II rows are left out for single-step models and for the "Step I only" ablation; the
+    counterfactual rows are left out when the contrastive loss is off.
+    """
+
+    def __init__(self, model, max_length: int = 128, step2: bool = True, counterfactual: bool = True):
+        self.model = model
+        self.max_length = max_length
+        self.step2 = step2 and model.num_step_slots > 0
+        self.counterfactual = counterfactual and self.step2
+        self.steps = model.known_steps()
+        if self.counterfactual and len(self.steps) < 2:
+            raise ValueError("counterfactual steps need at least two known steps")
+
+    def __call__(self, examples: Sequence[Example], rng: random.Random) -> dict[str, torch.Tensor]:
+        m, tpl, tok = self.model, self.model.template, self.model.tokenizer
+        first, gold, cf, answers, steps = [], [], [], [], []
+        for ex in examples:
+            ids = tpl.text_ids(tok, ex.fields["text"], self.max_length)
+            first.append(tpl.encode(tok, ex.fields, None, self.max_length, ids))
+            answers.append(m.answer.index(ex.label))
+            if not m.num_step_slots:
+                continue
+            steps.append([m.step.index(s) for s in ex.step])
+            if self.step2:
+                gold.append(tpl.encode(tok, ex.fields, m.step_phrase(ex.step), self.max_length, ids))
+            if self.counterfactual:
+                other = ex.step
+                while other == ex.step:
+                    other = self.steps[rng.randrange(len(self.steps))]
+                cf.append(tpl.encode(tok, ex.fields, m.step_phrase(other), self.max_length, ids))
+        batch = m.collate(first + gold + cf)
+        device = batch["input_ids"].device
+        batch["answer"] = torch.tensor(answers, dtype=torch.long, device=device)
+        if steps:
+            batch["step"] = torch.tensor(steps, dtype=torch.long, device=device)
+        return batch

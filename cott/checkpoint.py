@@ -1,0 +1,160 @@
+"""Checkpoints: a directory with the masked LM (safetensors), the tokenizer, our heads and ``cott.json``.
+
+``weights="full"`` stores the whole masked LM via ``save_pretrained``; ``weights="delta"`` stores only the
+trained tensors (optionally in fp16) and takes the rest from the backbone named in ``cott.json``. Nothing
+is ever loaded with pickle.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from .backbones import load_masked_lm
+from .model import CoTTModel
+from .template import Template
+from .verbalizer import Verbalizer
+
+logger = logging.getLogger(__name__)
+
+CONFIG = "cott.json"
+HEADS = "cott_heads.safetensors"
+DELTA = "delta.safetensors"
+FORMAT = "cott-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that is missing, incomplete or inconsistent."""
+
+
+def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str = "full", dtype: str = "float32") -> Path:
+    """Write ``model`` and ``meta`` (task, backbone, training config, metrics ...) to ``path``.
+
+    Written to a temporary directory first and moved into place, so a crash never leaves half a checkpoint.
+    """
+    if weights not in ("full", "delta"):
+        raise ValueError(f"weights must be 'full' or 'delta', not {weights!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        cast = getattr(torch, dtype)
+        if weights == "full":
+            model.mlm.save_pretrained(tmp, safe_serialization=True)
+        else:
+            state = {n: p.detach().to(cast).contiguous().cpu() for n, p in model.mlm.named_parameters() if p.requires_grad}
+            save_file(state, tmp / DELTA)
+        model.tokenizer.save_pretrained(tmp)
+        heads = {f"projection.{k}": v.contiguous().cpu() for k, v in model.projection.state_dict().items()}
+        if model.classifier is not None:
+            heads.update({f"classifier.{k}": v.contiguous().cpu() for k, v in model.classifier.state_dict().items()})
+        save_file(heads, tmp / HEADS)
+        config = {
+            "format": FORMAT,
+            "version": VERSION,
+            **meta,
+            "template": model.template.text,
+            "answer_head": model.answer_head,
+            "answer_verbalizer": model.answer.to_dict(),
+            "step_verbalizer": model.step.to_dict() if model.step is not None else None,
+            "proj_dim": model.projection[-1].out_features,
+            "weights": weights,
+            "weights_dtype": dtype,
+        }
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a checkpoint directory (it does not exist or is a file)")
+    file = path / CONFIG
+    if not file.exists():
+        raise CheckpointError(f"{file}: missing; {path} is not a CoTT checkpoint")
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{file}: not a CoTT checkpoint config (no \"format\": \"{FORMAT}\")")
+    if config.get("version", 0) > VERSION:
+        raise CheckpointError(f"{file}: format version {config['version']} is newer than this library ({VERSION})")
+    for key in ("template", "answer_verbalizer", "answer_head", "weights", "backbone"):
+        if key not in config:
+            raise CheckpointError(f"{file}: missing key {key!r}")
+    return config
+
+
+def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.exists():
+        raise CheckpointError(f"{file}: missing")
+    try:
+        return load_file(file)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{file}: unreadable safetensors file, truncated or corrupt ({err})") from None
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = None) -> tuple[CoTTModel, dict]:
+    """Load a checkpoint directory written by ``save_checkpoint``; returns the model and ``cott.json``."""
+    path = Path(path)
+    config = read_config(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:
+        raise CheckpointError(f"{path}: tokenizer files missing or unreadable ({err})") from None
+    if config["weights"] == "full":
+        weights = path / "model.safetensors"
+        if not weights.exists():
+            raise CheckpointError(f"{weights}: missing (the checkpoint's masked LM)")
+        _load_tensors(weights)  # a clear error for a truncated file before transformers sees it
+        mlm = AutoModelForMaskedLM.from_pretrained(path, use_safetensors=True)
+    elif config["weights"] == "delta":
+        delta = _load_tensors(path / DELTA)
+        mlm = load_masked_lm(config["backbone"])
+        params = dict(mlm.named_parameters())
+        for name, tensor in delta.items():
+            if name not in params:
+                raise CheckpointError(f"{path / DELTA}: tensor {name!r} is not in the backbone {config['backbone']!r}")
+            if params[name].shape != tensor.shape:
+                raise CheckpointError(
+                    f"{path / DELTA}: tensor {name!r} has shape {tuple(tensor.shape)}, the backbone has {tuple(params[name].shape)}"
+                )
+            with torch.no_grad():
+                params[name].copy_(tensor.to(params[name].dtype))
+    else:
+        raise CheckpointError(f"{path / CONFIG}: unknown weights kind {config['weights']!r}")
+    step = Verbalizer.from_dict(config["step_verbalizer"]) if config.get("step_verbalizer") else None
+    model = CoTTModel(
+        mlm,
+        tokenizer,
+        Template(config["template"]),
+        Verbalizer.from_dict(config["answer_verbalizer"]),
+        step,
+        answer_head=config["answer_head"],
+        proj_dim=config.get("proj_dim", 128),
+    )
+    heads = _load_tensors(path / HEADS)
+    try:
+        model.projection.load_state_dict({k[len("projection.") :]: v for k, v in heads.items() if k.startswith("projection.")})
+        if model.classifier is not None:
+            model.classifier.load_state_dict({k[len("classifier.") :]: v for k, v in heads.items() if k.startswith("classifier.")})
+    except RuntimeError as err:
+        raise CheckpointError(f"{path / HEADS}: does not match {CONFIG} ({str(err).splitlines()[0]} ...)") from None
+    model.to(device or "cpu").eval()
+    return model, config

@@ -1,0 +1,224 @@
+"""Dataset loaders: CLINC150, WOS (Data.txt TSV and HiAGM JSON lines), TACRED-layout relations, generic JSON lines.
+
+Every loader returns a list of ``Example``; a malformed file raises ``DataError`` naming the file, the
+line and the problem.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """A dataset file that cannot be read as the expected format."""
+
+    def __init__(self, path, problem: str, line: int | None = None):
+        where = f"{path}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass
+class Example:
+    """One input: its text fields (``text``, and for relations ``subj``/``obj``), gold step and answer."""
+
+    fields: dict[str, str]
+    step: tuple[str, ...] | None
+    label: str | None
+    meta: dict = field(default_factory=dict)
+
+
+def _split_name(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return split
+
+
+def _read_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+
+
+def _read_jsonl(path: Path):
+    """Yield (line number, object) for each non-blank line."""
+    try:
+        f = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    with f:
+        try:
+            for no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", no) from None
+                if not isinstance(obj, dict):
+                    raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", no)
+                yield no, obj
+        except UnicodeDecodeError as err:
+            raise DataError(path, f"not UTF-8 text ({err.reason})") from None
+
+
+def _need(obj: dict, key: str, kind, path, line):
+    if key not in obj:
+        raise DataError(path, f"missing field {key!r}", line)
+    if not isinstance(obj[key], kind):
+        raise DataError(path, f"field {key!r} should be {getattr(kind, '__name__', kind)}, got {type(obj[key]).__name__}", line)
+    return obj[key]
+
+
+# ---- CLINC150 ---------------------------------------------------------------------------------
+def load_clinc150(path: str | Path, split: str) -> list[Example]:
+    """``path``: the folder with ``data_full.json`` and ``domains.json``, or a ``data_*.json`` beside ``domains.json``."""
+    path = Path(path)
+    data_file = path / "data_full.json" if path.is_dir() else path
+    domains_file = data_file.parent / "domains.json"
+    data, domains = _read_json(data_file), _read_json(domains_file)
+    if not isinstance(domains, dict):
+        raise DataError(domains_file, "expected an object mapping each domain to its intents")
+    parent = {intent: domain for domain, intents in domains.items() for intent in intents}
+    key = _split_name(split)
+    if not isinstance(data, dict) or key not in data:
+        raise DataError(data_file, f"no {key!r} split (keys: {sorted(data) if isinstance(data, dict) else '-'})")
+    examples = []
+    for i, row in enumerate(data[key]):
+        if not (isinstance(row, list) and len(row) == 2 and all(isinstance(v, str) for v in row)):
+            raise DataError(data_file, f"{key}[{i}] should be [text, intent]")
+        text, intent = row
+        if intent not in parent:
+            raise DataError(data_file, f"{key}[{i}]: intent {intent!r} is not in {domains_file.name}")
+        examples.append(Example({"text": text}, (parent[intent],), intent))
+    return examples
+
+
+# ---- WOS ---------------------------------------------------------------------------------------
+def load_wos(path: str | Path, split: str, seed: int = 0) -> list[Example]:
+    """WOS in the HiAGM JSON-lines folder layout (``wos_{split}.json``) or the original ``Data.txt`` TSV.
+
+    The TSV has no split: it is shuffled with ``seed`` and cut 64/16/20 into train/val/test.
+    """
+    path = Path(path)
+    _split_name(split)
+    if path.is_dir():
+        return _load_wos_jsonl(path / f"wos_{split}.json")
+    if path.suffix == ".json":
+        return _load_wos_jsonl(path)
+    return _load_wos_tsv(path, split, seed)
+
+
+def _load_wos_jsonl(path: Path) -> list[Example]:
+    examples = []
+    for no, obj in _read_jsonl(path):
+        text = _need(obj, "doc_token", str, path, no)
+        labels = _need(obj, "doc_label", list, path, no)
+        if len(labels) != 2 or not all(isinstance(v, str) for v in labels):
+            raise DataError(path, "doc_label should be [domain, area]", no)
+        examples.append(Example({"text": text}, (labels[0].strip(),), labels[1].strip()))
+    return examples
+
+
+def _load_wos_tsv(path: Path, split: str, seed: int) -> list[Example]:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t"))
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason})") from None
+    if not rows:
+        raise DataError(path, "empty file")
+    header = [h.strip() for h in rows[0]]
+    for col in ("Domain", "area", "Abstract"):
+        if col not in header:
+            raise DataError(path, f"header lacks column {col!r} (found {header})", 1)
+    d, a, t = (header.index(c) for c in ("Domain", "area", "Abstract"))
+    examples = []
+    for no, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise DataError(path, f"expected {len(header)} tab-separated columns, found {len(row)}", no)
+        examples.append(Example({"text": row[t].strip()}, (row[d].strip(),), row[a].strip()))
+    random.Random(seed).shuffle(examples)
+    n = len(examples)
+    cut = {"train": (0, int(0.64 * n)), "val": (int(0.64 * n), int(0.8 * n)), "test": (int(0.8 * n), n)}[split]
+    return examples[cut[0] : cut[1]]
+
+
+# ---- TACRED layout -----------------------------------------------------------------------------
+_TACRED_FILES = {"train": ("train",), "val": ("valid", "dev", "val"), "test": ("test",)}
+
+
+def load_tacred(path: str | Path, split: str) -> list[Example]:
+    """TACRED-layout relations (TACRED, TACREV, Re-TACRED, our CoNLL04): a ``.json`` list or ``.jsonl``.
+
+    ``path`` is a file, or a folder holding ``{train,dev|valid,test}.json[l]``. The step is
+    (subject type, object type); the answer is the relation.
+    """
+    path = Path(path)
+    if path.is_dir():
+        names = [f"{stem}{ext}" for stem in _TACRED_FILES[_split_name(split)] for ext in (".jsonl", ".json")]
+        found = [path / n for n in names if (path / n).exists()]
+        if not found:
+            raise DataError(path, f"no {split} file (looked for {', '.join(names)})")
+        path = found[0]
+    if path.suffix == ".jsonl":
+        rows = list(_read_jsonl(path))
+    else:
+        data = _read_json(path)
+        if not isinstance(data, list):
+            raise DataError(path, "expected a JSON list of relation instances")
+        rows = [(i + 1, obj) for i, obj in enumerate(data)]  # "line" = item number in a JSON list
+    examples = []
+    for no, obj in rows:
+        if not isinstance(obj, dict):
+            raise DataError(path, "expected a JSON object", no)
+        tokens = _need(obj, "token", list, path, no)
+        spans = {k: _need(obj, k, int, path, no) for k in ("subj_start", "subj_end", "obj_start", "obj_end")}
+        for side in ("subj", "obj"):
+            s, e = spans[f"{side}_start"], spans[f"{side}_end"]
+            if not 0 <= s <= e < len(tokens):
+                raise DataError(path, f"{side} span [{s}, {e}] is outside the {len(tokens)} tokens", no)
+        types = (_need(obj, "subj_type", str, path, no), _need(obj, "obj_type", str, path, no))
+        relation = _need(obj, "relation", str, path, no)
+        examples.append(relation_example(tokens, spans, types, relation, meta={"id": obj.get("id")}))
+    return examples
+
+
+def relation_example(tokens, spans, types=None, relation=None, meta=None) -> Example:
+    """An ``Example`` for a relation between two token spans (end inclusive, TACRED style)."""
+    subj = " ".join(tokens[spans["subj_start"] : spans["subj_end"] + 1])
+    obj = " ".join(tokens[spans["obj_start"] : spans["obj_end"] + 1])
+    return Example({"text": " ".join(tokens), "subj": subj, "obj": obj}, tuple(types) if types else None, relation, meta or {})
+
+
+# ---- generic JSON lines ------------------------------------------------------------------------
+def load_jsonl(path: str | Path, split: str) -> list[Example]:
+    """Generic classification: ``{"text", "step", "label"}`` per line (``step`` a string or a list).
+
+    ``path`` is a file, or a folder with ``{train,val,test}.jsonl``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{_split_name(split)}.jsonl"
+    examples = []
+    for no, obj in _read_jsonl(path):
+        text = _need(obj, "text", str, path, no)
+        label = _need(obj, "label", str, path, no)
+        step = _need(obj, "step", (str, list), path, no)
+        step = (step,) if isinstance(step, str) else tuple(step)
+        if not step or not all(isinstance(s, str) and s for s in step):
+            raise DataError(path, "step should be a non-empty string or a list of them", no)
+        examples.append(Example({"text": text}, step, label))
+    return examples

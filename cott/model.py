@@ -1,0 +1,143 @@
+"""The CoTT model: a masked LM read at the [A] and [C] masks through verbalizers, plus a projection head."""
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .template import Encoding, Template
+from .verbalizer import Verbalizer
+
+
+def _mlm_head_transform(mlm):
+    """The MLM head up to (not including) the vocabulary projection, for the supported architectures."""
+    if hasattr(mlm, "cls") and hasattr(mlm.cls, "predictions"):  # BERT, MiniLM
+        return mlm.cls.predictions.transform
+    if hasattr(mlm, "lm_head") and hasattr(mlm.lm_head, "dense"):  # RoBERTa, XLM-R
+        head = mlm.lm_head
+        return lambda h: head.layer_norm(F.gelu(head.dense(h)))
+    if hasattr(mlm, "vocab_transform"):  # DistilBERT
+        return lambda h: mlm.vocab_layer_norm(mlm.activation(mlm.vocab_transform(h)))
+    raise NotImplementedError(f"CoTT does not know the MLM head layout of {type(mlm).__name__}")
+
+
+class CoTTModel(nn.Module):
+    """A masked LM that writes a step at ``[C]`` (Step I) and answers at ``[A]`` (Steps I and II).
+
+    With ``answer_head="linear"`` and a template without ``[A]`` it is the fine-tuning baseline; with a
+    template without ``[C]`` it is single-step prompt tuning.
+    """
+
+    def __init__(
+        self,
+        mlm,
+        tokenizer,
+        template: Template,
+        answer: Verbalizer,
+        step: Verbalizer | None = None,
+        answer_head: str = "verbalizer",
+        proj_dim: int = 128,
+    ):
+        super().__init__()
+        if template.num_step_slots and step is None:
+            raise ValueError("a template with [C] slots needs a step verbalizer")
+        if answer_head not in ("verbalizer", "linear"):
+            raise ValueError(f"answer_head must be 'verbalizer' or 'linear', not {answer_head!r}")
+        self.mlm = mlm
+        self.tokenizer = tokenizer
+        self.template = template
+        self.answer = answer.bind(tokenizer) if answer_head == "verbalizer" else answer
+        self.step = step.bind(tokenizer) if step is not None else None
+        self.answer_head = answer_head
+        hidden = mlm.config.hidden_size
+        self.projection = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, proj_dim))
+        self.classifier = nn.Linear(hidden, len(answer)) if answer_head == "linear" else None
+        self.dropout = nn.Dropout(mlm.config.hidden_dropout_prob) if answer_head == "linear" else None
+        self._transform = _mlm_head_transform(mlm)
+        if answer_head == "verbalizer":
+            self.register_buffer("answer_tokens", self.answer.token_ids, persistent=False)
+            self.register_buffer("answer_weights", self.answer.weights, persistent=False)
+        if self.step is not None:
+            self.register_buffer("step_tokens", self.step.token_ids, persistent=False)
+            self.register_buffer("step_weights", self.step.weights, persistent=False)
+
+    # ---- structure -------------------------------------------------------------------------
+    @property
+    def num_step_slots(self) -> int:
+        return self.template.num_step_slots
+
+    def known_steps(self) -> list[tuple[str, ...]]:
+        """Every step as a tuple of labels, one per [C] slot, in the order of ``step_distribution``."""
+        if self.step is None:
+            return []
+        return list(itertools.product(self.step.labels, repeat=self.num_step_slots))
+
+    def step_phrase(self, step: Sequence[str]) -> list[str]:
+        return [self.step.phrase(s) for s in step]
+
+    # ---- forward pieces --------------------------------------------------------------------
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def _label_logits(self, h: torch.Tensor, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # Only the label words' rows of the decoder: never the full vocabulary.
+        decoder = self.mlm.get_output_embeddings()
+        z = self._transform(h)
+        token_logits = z @ decoder.weight[tokens].T
+        if decoder.bias is not None:
+            token_logits = token_logits + decoder.bias[tokens]
+        return token_logits @ weights.T.to(token_logits.dtype)
+
+    def answer_logits(self, h_answer: torch.Tensor) -> torch.Tensor:
+        if self.classifier is not None:
+            return self.classifier(self.dropout(h_answer))
+        return self._label_logits(h_answer, self.answer_tokens, self.answer_weights)
+
+    def step_logits(self, h_steps: torch.Tensor) -> torch.Tensor:
+        """(N, slots, H) hidden states at the [C] masks -> (N, slots, step labels)."""
+        return self._label_logits(h_steps, self.step_tokens, self.step_weights)
+
+    def forward(self, input_ids, attention_mask, answer_pos, step_pos=None):
+        """Returns answer logits, answer hidden states and, where ``step_pos`` >= 0, step logits."""
+        hidden = self.encode(input_ids, attention_mask)
+        rows = torch.arange(hidden.size(0), device=hidden.device)
+        h_answer = hidden[rows, answer_pos]
+        out = {"answer_logits": self.answer_logits(h_answer), "answer_hidden": h_answer}
+        if step_pos is not None and step_pos.numel() and self.step is not None:
+            has_step = step_pos[:, 0] >= 0
+            idx = has_step.nonzero(as_tuple=True)[0]
+            h_steps = hidden[idx[:, None], step_pos[idx]]
+            out["step_logits"] = self.step_logits(h_steps)
+            out["step_rows"] = idx
+        return out
+
+    @staticmethod
+    def step_distribution(step_logits: torch.Tensor) -> torch.Tensor:
+        """(N, slots, K) logits -> (N, K**slots) joint p(I|x): the product of the per-slot distributions."""
+        logp = step_logits.log_softmax(-1)
+        joint = logp[:, 0]
+        for s in range(1, logp.size(1)):
+            joint = (joint[:, :, None] + logp[:, s][:, None, :]).flatten(1)
+        return joint.exp()
+
+    # ---- batching ------------------------------------------------------------------------
+    def collate(self, encodings: Sequence[Encoding]) -> dict[str, torch.Tensor]:
+        """Pad encodings into one batch of tensors on the model's device."""
+        device = next(self.parameters()).device
+        width = max(len(e.input_ids) for e in encodings)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(encodings), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(encodings), width), dtype=torch.long)
+        slots = max(1, self.num_step_slots)
+        step_pos = torch.full((len(encodings), slots), -1, dtype=torch.long)
+        for i, e in enumerate(encodings):
+            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+            mask[i, : len(e.input_ids)] = 1
+            if e.step_pos:
+                step_pos[i] = torch.tensor(e.step_pos)
+        answer_pos = torch.tensor([e.answer_pos for e in encodings], dtype=torch.long)
+        batch = {"input_ids": ids, "attention_mask": mask, "answer_pos": answer_pos, "step_pos": step_pos}
+        return {k: v.to(device) for k, v in batch.items()}

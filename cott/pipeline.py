@@ -1,0 +1,202 @@
+"""Inference API: ``CoTTPipeline.from_pretrained(path)("text")``, step injection and step sweeps."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .data import relation_example
+from .inference import reason, sweep
+from .relation_input import parse_marked
+from .tasks import RELATION
+
+MAX_CHARS = 100_000  # inputs beyond this are refused; the text slot is truncated to max_length anyway
+
+
+@dataclass
+class Prediction:
+    """One input's two-step reasoning. Probability lists follow ``labels`` and ``steps``."""
+
+    text: str
+    labels: list[str]
+    answer: str  # argmax of p_rectified, or of p_answer_step when a step was injected
+    p_rectified: list[float]  # p~(y|x); for an injected free-text step, p(y|x,step)
+    p_answer: list[float]  # p(y|x), Step I's direct answer
+    steps: list[str]
+    step: str | None = None  # Î or the injected step, in its label form ("a | b" for several slots)
+    step_words: str | None = None  # the words written into [C]
+    step_prob: float | None = None  # p(Î|x), or p(step|x) of an injected known step
+    injected: bool = False
+    p_steps: list[float] | None = None  # p(I|x)
+    p_answer_step: list[float] | None = None  # p(y|x,Î) or p(y|x,step)
+    p_marginal: list[float] | None = None  # exact marginal over the top-k steps (top_k > 1)
+
+    def top(self, n: int = 5, which: str = "p_rectified") -> list[tuple[str, float]]:
+        probs = getattr(self, which)
+        order = sorted(range(len(probs)), key=lambda i: -probs[i])[:n]
+        return [(self.labels[i], probs[i]) for i in order]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Sweep:
+    """p(y|x,I) for every known step I (rows follow ``steps``, columns ``labels``)."""
+
+    text: str
+    steps: list[str]
+    labels: list[str]
+    probs: list[list[float]]
+    p_steps: list[float]
+
+    def answers(self) -> list[tuple[str, str, float]]:
+        """(step, answer, p(answer|x,step)) for every step."""
+        out = []
+        for step, row in zip(self.steps, self.probs):
+            j = max(range(len(row)), key=row.__getitem__)
+            out.append((step, self.labels[j], row[j]))
+        return out
+
+
+class CoTTPipeline:
+    """Loads a checkpoint once and answers texts with two-step reasoning, batched."""
+
+    def __init__(self, model, config: dict, max_length: int | None = None):
+        self.model = model
+        self.config = config
+        self.max_length = max_length or config.get("max_length", 128)
+        self.kind = config.get("kind", "classification")
+        self.labels = list(model.answer.labels)
+        self.step_labels = model.known_steps()
+        self.steps = [" | ".join(s) for s in self.step_labels]
+        self._phrases = {" | ".join(s).lower(): model.step_phrase(s) for s in self.step_labels}
+        self._phrases.update({" | ".join(model.step_phrase(s)).lower(): model.step_phrase(s) for s in self.step_labels})
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str, device: str | None = None, **kwargs) -> "CoTTPipeline":
+        """Load from a local checkpoint directory or a Hugging Face Hub repository id."""
+        path = Path(path_or_id).expanduser()
+        if not path.exists() and "/" in path_or_id and not path_or_id.startswith((".", "/", "~")):
+            from huggingface_hub import snapshot_download
+
+            path = Path(snapshot_download(path_or_id))
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, config = load_checkpoint(path, device)
+        return cls(model, config, **kwargs)
+
+    @property
+    def has_steps(self) -> bool:
+        return bool(self.steps)
+
+    def card(self) -> dict:
+        """What the app's About tab shows."""
+        keys = ("task", "kind", "method", "backbone", "template", "max_length", "metrics", "training", "description")
+        card = {k: self.config[k] for k in keys if k in self.config}
+        card["answer_words"] = self.model.answer.words
+        if self.model.step is not None:
+            card["step_words"] = self.model.step.words
+        return card
+
+    # ---- inputs ---------------------------------------------------------------------------
+    def _fields(self, x) -> dict[str, str]:
+        if isinstance(x, dict):
+            if "token" in x:
+                return relation_example(x["token"], x).fields
+            fields = {k: str(v) for k, v in x.items() if k in ("text", "subj", "obj")}
+        elif isinstance(x, str):
+            fields = parse_marked(x) if self.kind == RELATION else {"text": x}
+        else:
+            raise TypeError(f"an input is a string or a dict, not {type(x).__name__}")
+        if not fields.get("text", "").strip():
+            raise ValueError("the input text is empty")
+        if len(fields["text"]) > MAX_CHARS:
+            raise ValueError(f"the input text has {len(fields['text']):,} characters; the limit is {MAX_CHARS:,}")
+        if self.kind == RELATION and not (fields.get("subj") and fields.get("obj")):
+            raise ValueError("a relation input needs a subject and an object: mark them as [[subject]] and {{object}}")
+        return fields
+
+    def _step_words(self, step) -> list[str]:
+        """A step given by a user: a known step (label or words) or free text; '|' separates slots."""
+        parts = list(step) if isinstance(step, (list, tuple)) else str(step).split("|")
+        parts = [p.strip() for p in parts]
+        if len(parts) != self.model.num_step_slots or not all(parts):
+            raise ValueError(
+                f"this model's step has {self.model.num_step_slots} part(s); got {len(parts)} non-empty part(s)"
+                + (" (separate them with '|')" if self.model.num_step_slots > 1 else "")
+            )
+        return self._phrases.get(" | ".join(parts).lower(), parts)
+
+    # ---- inference ------------------------------------------------------------------------
+    def __call__(self, inputs, step=None, top_k: int = 1, batch_size: int = 32):
+        """Predict for one input or a list; ``step`` injects a step (one, or one per input; None = Î)."""
+        single = not isinstance(inputs, list)
+        items = [inputs] if single else inputs
+        steps = step if isinstance(step, list) and not single else [step] * len(items)
+        if len(steps) != len(items):
+            raise ValueError("give one step per input")
+        if any(s is not None for s in steps) and not self.has_steps:
+            raise ValueError("this model has no intermediate step to inject")
+        out = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            fields = [self._fields(x) for x in chunk]
+            words = [self._step_words(s) if s is not None else None for s in steps[start : start + batch_size]]
+            r = reason(self.model, fields, words if any(words) else None, self.max_length, top_k)
+            out.extend(self._predictions(fields, words, r))
+        return out[0] if single else out
+
+    def _predictions(self, fields, words, r) -> list[Prediction]:
+        preds = []
+        known = self.step_labels
+        for i, f in enumerate(fields):
+            p_answer = r["p_answer"][i].tolist()
+            if not self.has_steps:
+                preds.append(Prediction(f["text"], self.labels, self.labels[max(range(len(p_answer)), key=p_answer.__getitem__)],
+                                        p_answer, p_answer, []))
+                continue
+            injected = words[i] is not None
+            weight = float(r["p_step_weight"][i])
+            if injected:
+                phrase = list(words[i])
+                label = next((" | ".join(s) for s in known if self.model.step_phrase(s) == phrase), " | ".join(phrase))
+            else:
+                label = self.steps[int(r["step_hat"][i])]
+                phrase = self.model.step_phrase(known[int(r["step_hat"][i])])
+            p_step = r["p_answer_step"][i].tolist()
+            # An injected free-text step has no p(step|x) to weigh it by: its rectified form is Step II's.
+            p_rect = p_step if math.isnan(weight) else r["p_rectified"][i].tolist()
+            # A user who injects a step wants the answer under that step, not one hedged back towards Î.
+            p_final = p_step if injected else p_rect
+            preds.append(
+                Prediction(
+                    text=f["text"],
+                    labels=self.labels,
+                    answer=self.labels[max(range(len(p_final)), key=p_final.__getitem__)],
+                    p_rectified=p_rect,
+                    p_answer=p_answer,
+                    steps=self.steps,
+                    step=label,
+                    step_words=" | ".join(phrase),
+                    step_prob=None if math.isnan(weight) else weight,
+                    injected=injected,
+                    p_steps=r["p_steps"][i].tolist(),
+                    p_answer_step=p_step,
+                    p_marginal=r["p_marginal"][i].tolist() if "p_marginal" in r else None,
+                )
+            )
+        return preds
+
+    def sweep(self, inputs, batch_size: int = 64):
+        """p(y|x,I) for every known step, in batched Step II passes; one input or a list."""
+        single = not isinstance(inputs, list)
+        items = [inputs] if single else inputs
+        fields = [self._fields(x) for x in items]
+        probs = sweep(self.model, fields, self.max_length, batch_size)
+        first = reason(self.model, fields, None, self.max_length)
+        out = [Sweep(f["text"], self.steps, self.labels, probs[i].tolist(), first["p_steps"][i].tolist()) for i, f in enumerate(fields)]
+        return out[0] if single else out

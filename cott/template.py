@@ -1,0 +1,159 @@
+"""Prompt templates with [T] text slots, one [A] answer slot and [C] convertible slots."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+# [T] is the text; [T:name] another text field (e.g. the subject mention); [A] the answer; [C] a step.
+_SLOT = re.compile(r"\[(T(?::(\w+))?|A|C)\]")
+
+
+@dataclass
+class Piece:
+    kind: str  # "lit", "T", "A" or "C"
+    value: str = ""  # literal text, or the text field's name
+    space: bool = False  # preceded by whitespace (matters for byte-level BPE)
+
+
+@dataclass
+class Encoding:
+    """One filled prompt: token ids plus where the masks are."""
+
+    input_ids: list[int]
+    answer_pos: int
+    step_pos: list[int] = field(default_factory=list)  # one per [C] slot, only when [C] holds masks
+    truncated: bool = False
+
+
+class Template:
+    """A prompt such as ``[T] The domain is [C]. The area is [A].``
+
+    ``[C]`` holds a mask in Step I (the model writes the step) and the words of a step in Step II.
+    Only the main text slot ``[T]`` is ever truncated, so the masks always survive.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pieces = self._parse(text)
+        kinds = [p.kind for p in self.pieces]
+        if kinds.count("A") > 1:
+            raise ValueError(f"template must have at most one [A] slot: {text!r}")
+        if "T" not in kinds or not any(p.kind == "T" and p.value == "text" for p in self.pieces):
+            raise ValueError(f"template must have a [T] text slot: {text!r}")
+        self.num_step_slots = kinds.count("C")
+        self._cache: dict[tuple, list[int]] = {}  # literal and step pieces, tokenized once
+
+    @staticmethod
+    def _parse(text: str) -> list[Piece]:
+        pieces, pos = [], 0
+        for m in _SLOT.finditer(text):
+            if m.start() > pos:
+                pieces.append(Piece("lit", text[pos : m.start()]))
+            kind = m.group(1)[0]
+            before = text[: m.start()]
+            name = (m.group(2) or "text") if kind == "T" else ""
+            pieces.append(Piece(kind, name, before[-1:].isspace()))
+            pos = m.end()
+        if pos < len(text):
+            pieces.append(Piece("lit", text[pos:]))
+        return pieces
+
+    def fields(self) -> set[str]:
+        return {p.value for p in self.pieces if p.kind == "T"}
+
+    def text_ids(self, tokenizer, text: str, max_length: int) -> list[int]:
+        """Tokenize the main text once (cut at ``max_length`` tokens; ``encode`` fits it to the prompt)."""
+        space = next(p.space for p in self.pieces if p.kind == "T" and p.value == "text")
+        text = text.strip()
+        text = (" " + text) if space else text
+        return tokenizer.encode(text, add_special_tokens=False, truncation=True, max_length=max_length)
+
+    def encode(
+        self,
+        tokenizer,
+        fields: Mapping[str, str],
+        step: Sequence[str] | None = None,
+        max_length: int = 128,
+        text_ids: list[int] | None = None,
+    ) -> Encoding:
+        """Fill the slots and tokenize; ``step=None`` puts masks in ``[C]`` (Step I).
+
+        ``text_ids`` may carry the pre-tokenized main text, to tokenize it once per example.
+        """
+        if step is not None and len(step) != self.num_step_slots:
+            raise ValueError(f"template has {self.num_step_slots} [C] slot(s), step has {len(step)} part(s)")
+        missing = self.fields() - set(fields) - ({"text"} if text_ids is not None else set())
+        if missing:
+            raise ValueError(f"missing text field(s) for the template: {sorted(missing)}")
+
+        def tok(s: str, space: bool) -> list[int]:
+            s = s.strip()
+            if not s:
+                return []
+            return tokenizer.encode((" " + s) if space else s, add_special_tokens=False)
+
+        def cached(s: str, space: bool) -> list[int]:
+            key = (id(tokenizer), s, space)
+            if key in self._cache:
+                return self._cache[key]
+            ids = tok(s, space)
+            if len(self._cache) < 100_000:  # free-text steps from users must not grow it without bound
+                self._cache[key] = ids
+            return ids
+
+        parts: list[tuple[str, list[int]]] = []
+        c_index = 0
+        for p in self.pieces:
+            if p.kind == "lit":
+                lead = p.value[:1].isspace()
+                parts.append(("lit", cached(p.value, lead)))
+            elif p.kind == "T":
+                if p.value == "text" and text_ids is not None:
+                    parts.append(("text", list(text_ids)))
+                else:
+                    parts.append(("text" if p.value == "text" else "lit", tok(fields[p.value], p.space)))
+            elif p.kind == "A":
+                parts.append(("A", [tokenizer.mask_token_id]))
+            else:
+                if step is None:
+                    parts.append(("C", [tokenizer.mask_token_id]))
+                else:
+                    parts.append(("lit", cached(step[c_index], p.space)))
+                c_index += 1
+
+        key = (id(tokenizer), "special tokens")
+        if key not in self._cache:
+            self._cache[key] = _special_tokens(tokenizer)
+        prefix, suffix = self._cache[key]
+        special = len(prefix) + len(suffix)
+        fixed = sum(len(ids) for kind, ids in parts if kind != "text")
+        budget = max_length - special - fixed
+        text_len = sum(len(ids) for kind, ids in parts if kind == "text")
+        if budget < 1:
+            raise ValueError(
+                f"max_length={max_length} leaves no room for the text: the template and step need {fixed + special} tokens"
+            )
+        truncated = text_len > budget
+        body: list[int] = []
+        answer_pos, step_pos = -1, []
+        for kind, ids in parts:
+            if kind == "text" and truncated:
+                ids, budget = ids[:budget], budget - min(len(ids), budget)
+            if kind == "A":
+                answer_pos = len(body)
+            elif kind == "C":
+                step_pos.append(len(body))
+            body.extend(ids)
+        input_ids = prefix + body + suffix
+        offset = len(prefix)
+        # Without [A] (the fine-tuning baseline) the answer is read from the first token.
+        answer_pos = answer_pos + offset if answer_pos >= 0 else 0
+        return Encoding(input_ids, answer_pos, [s + offset for s in step_pos], truncated)
+
+
+def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens a tokenizer puts before and after a single sequence ([CLS] ... [SEP], <s> ... </s>)."""
+    ids = tokenizer.encode(tokenizer.mask_token, add_special_tokens=True)
+    at = ids.index(tokenizer.mask_token_id)
+    return ids[:at], ids[at + 1 :]
