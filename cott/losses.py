@@ -37,7 +37,8 @@ class LossConfig:
 def cott_loss(model, batch: dict, cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one training batch laid out as [Step I | Step II gold | Step II counterfactual] rows."""
     n = batch["answer"].size(0)
-    out = model(batch["input_ids"], batch["attention_mask"], batch["answer_pos"], batch["step_pos"])
+    contrastive = cfg.step2 and cfg.contrastive_weight > 0 and "step" in batch
+    out = model(batch["input_ids"], batch["attention_mask"], batch["answer_pos"], batch["step_pos"], project=contrastive)
     logits = out["answer_logits"]
     parts = {"L_y1": F.cross_entropy(logits[:n], batch["answer"])}
     if "step_logits" in out:
@@ -45,8 +46,8 @@ def cott_loss(model, batch: dict, cfg: LossConfig) -> tuple[torch.Tensor, dict[s
         parts["L_I"] = F.cross_entropy(step_logits.flatten(0, 1), batch["step"].flatten())
         if cfg.step2:
             parts["L_y2"] = F.cross_entropy(logits[n : 2 * n], batch["answer"])
-        if cfg.step2 and cfg.contrastive_weight > 0:
-            z = model.projection(out["answer_hidden"])
+        if contrastive:
+            z = out["answer_projection"]
             parts["L_cc"] = cfg.contrastive_weight * counterfactual_contrastive_loss(
                 z[:n], z[n : 2 * n], z[2 * n : 3 * n], cfg.tau, cfg.in_batch_negatives
             )

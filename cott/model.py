@@ -100,12 +100,14 @@ class CoTTModel(nn.Module):
         """(N, slots, H) hidden states at the [C] masks -> (N, slots, step labels)."""
         return self._label_logits(h_steps, self.step_tokens, self.step_weights)
 
-    def forward(self, input_ids, attention_mask, answer_pos, step_pos=None):
-        """Returns answer logits, answer hidden states and, where ``step_pos`` >= 0, step logits."""
+    def forward(self, input_ids, attention_mask, answer_pos, step_pos=None, project: bool = False):
+        """Answer logits, [A] hidden states, their projection g(h) if ``project``, and step logits at [C] masks."""
         hidden = self.encode(input_ids, attention_mask)
         rows = torch.arange(hidden.size(0), device=hidden.device)
         h_answer = hidden[rows, answer_pos]
         out = {"answer_logits": self.answer_logits(h_answer), "answer_hidden": h_answer}
+        if project:
+            out["answer_projection"] = self.projection(h_answer)
         if step_pos is not None and step_pos.numel() and self.step is not None:
             has_step = step_pos[:, 0] >= 0
             idx = has_step.nonzero(as_tuple=True)[0]

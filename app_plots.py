@@ -1,0 +1,132 @@
+"""Plotly figures for the CoTT demo (app.py). Plain data in, figures out: no model, no gradio.
+
+Every figure has an explicit height, horizontal bars (long label names stay readable on a phone) and
+colour-blind-safe colours (Okabe-Ito). Text that may come from a user is HTML-escaped, since plotly
+interprets a few tags inside labels.
+"""
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+import plotly.graph_objects as go
+
+# Okabe-Ito palette.
+BLUE, ORANGE, GREEN, GREY, VERMILION, SKY = "#0072B2", "#E69F00", "#009E73", "#999999", "#D55E00", "#56B4E9"
+FONT = dict(family="Inter, system-ui, -apple-system, Segoe UI, sans-serif", size=13)
+MAX_LABEL = 38
+
+
+def label(text: str, limit: int = MAX_LABEL) -> str:
+    """A safe, short axis label."""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return html.escape(text)
+
+
+def _layout(fig: go.Figure, title: str, height: int, xtitle: str = "probability", **kw) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
+        height=height,
+        autosize=True,
+        font=FONT,
+        margin=dict(l=10, r=20, t=48, b=40),
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, title=None),
+        **kw,
+    )
+    fig.update_xaxes(title=xtitle, range=[0, 1.05], gridcolor="#e5e5e5", zeroline=False, tickformat=".0%")
+    fig.update_yaxes(automargin=True, autorange="reversed", ticks="", showgrid=False)
+    return fig
+
+
+def _height(rows: int, per_row: int = 30, base: int = 120, lo: int = 220, hi: int = 640) -> int:
+    return max(lo, min(hi, base + per_row * rows))
+
+
+def step_bars(steps: Sequence[str], probs: Sequence[float], chosen: str | None = None, title: str = "Step I: p(I | x)") -> go.Figure:
+    """The top steps as horizontal bars; the generated step Î in orange."""
+    colours = [ORANGE if s == chosen else SKY for s in steps]
+    fig = go.Figure(
+        go.Bar(
+            x=list(probs),
+            y=[label(s) for s in steps],
+            orientation="h",
+            marker_color=colours,
+            text=[f"{p:.1%}" for p in probs],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    return _layout(fig, title, _height(len(steps)), showlegend=False)
+
+
+def answer_bars(
+    labels: Sequence[str],
+    series: dict[str, Sequence[float]],
+    answer: str | None = None,
+    title: str = "Answer: top labels",
+) -> go.Figure:
+    """Grouped horizontal bars, one group per label and one bar per distribution; the answer's tick is bold."""
+    colours = [GREY, BLUE, GREEN, VERMILION, ORANGE]
+    ticks = [f"<b>★ {label(l)}</b>" if l == answer else label(l) for l in labels]
+    fig = go.Figure()
+    for (name, probs), colour in zip(series.items(), colours):
+        fig.add_bar(
+            x=list(probs),
+            y=ticks,
+            name=html.escape(name),
+            orientation="h",
+            marker_color=colour,
+            text=[f"{p:.0%}" for p in probs],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate=f"{html.escape(name)}<br>%{{y}}: %{{x:.2%}}<extra></extra>",
+        )
+    fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05)
+    return _layout(fig, title, _height(len(labels), per_row=24 * max(1, len(series)), base=130, hi=720))
+
+
+def sweep_heatmap(steps: Sequence[str], labels: Sequence[str], probs: Sequence[Sequence[float]], chosen: str | None = None) -> go.Figure:
+    """p(y | x, I) over every known step (rows) and the top labels (columns), with the values written in."""
+    rows = [f"<b>{label(s, 30)} (Î)</b>" if s == chosen else label(s, 30) for s in steps]
+    cols = [label(l, 22) for l in labels]
+    fig = go.Figure(
+        go.Heatmap(
+            z=[list(r) for r in probs],
+            x=cols,
+            y=rows,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=[[f"{p:.0%}" for p in r] for r in probs],
+            texttemplate="%{text}",
+            textfont=dict(size=11),
+            hovertemplate="step %{y}<br>answer %{x}<br>p = %{z:.2%}<extra></extra>",
+            colorbar=dict(title="p", tickformat=".0%", thickness=12),
+        )
+    )
+    fig.update_layout(
+        title=dict(text="Sweep: p(y | x, I) for every step I", x=0, xanchor="left", font=dict(size=15)),
+        height=_height(len(steps), per_row=28, base=170, lo=280, hi=900),
+        autosize=True,
+        font=FONT,
+        margin=dict(l=10, r=10, t=48, b=10),
+        paper_bgcolor="white",
+    )
+    fig.update_xaxes(side="top", tickangle=-30, automargin=True)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return fig
+
+
+def placeholder(message: str, height: int = 220) -> go.Figure:
+    """An empty figure with a message, for a chart that has nothing to show yet."""
+    fig = go.Figure()
+    fig.add_annotation(text=html.escape(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(color=GREY))
+    fig.update_layout(height=height, autosize=True, font=FONT, margin=dict(l=10, r=10, t=10, b=10), paper_bgcolor="white", plot_bgcolor="white")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig

@@ -1,0 +1,91 @@
+"""Helpers for the app tests: tiny random CoTT checkpoints (seconds to build, no downloads) and a free port."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the tests import app.py and cott/ from the repository root
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from transformers import BertConfig, BertForMaskedLM, BertTokenizer  # noqa: E402
+
+from cott import CoTTModel, Template, Verbalizer, save_checkpoint  # noqa: E402
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = (
+    "the domain is . intent : a an of to in for my what how is it and with at on please set timer "
+    "banking travel utility balance transfer book flight weather alarm money account trip minutes "
+    "person organization location other works lives located based killed unrelated \" ada acme paris "
+    "lovelace ltd london founded by born met"
+).split()
+
+CLASSIFICATION = {
+    "task": "tinyintent",
+    "template": "[T] The domain is [C] . The intent is [A] .",
+    "answers": {"balance": ["balance"], "transfer": ["transfer"], "book_flight": ["flight"], "weather": ["weather"],
+                "set_alarm": ["alarm"], "timer": ["timer"]},
+    "steps": {"banking": ["banking"], "travel": ["travel"], "utility": ["utility"]},
+    "description": "Tiny random intent classifier (test model): domain -> intent.",
+    "examples": ["what is my balance", "book a flight to paris", "set a timer for ten minutes"],
+}
+RELATION = {
+    "task": "tinyrel",
+    "template": "[T] The [C] \" [T:subj] \" and the [C] \" [T:obj] \" : \" [T:subj] \" [A] \" [T:obj] \" .",
+    "answers": {"Work_For": ["works for"], "Live_In": ["lives in"], "OrgBased_In": ["based in"],
+                "no_relation": ["unrelated to"]},
+    "steps": {"Peop": ["person"], "Org": ["organization"], "Loc": ["location"]},
+    "description": "Tiny random relation classifier (test model): subject and object types -> relation.",
+    "examples": ["[[Ada]] works for {{Acme}} in Paris.", "[[Acme Ltd]] is based in {{London}}."],
+}
+
+
+def build_tiny_checkpoint(root: Path, spec: dict, kind: str, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide BERT with its own vocabulary, wrapped as a CoTT checkpoint at root/<task>."""
+    torch.manual_seed(seed)
+    root = Path(root)
+    backbone = root / f"{spec['task']}_backbone"
+    backbone.mkdir(parents=True, exist_ok=True)
+    vocab = list(dict.fromkeys(SPECIAL + WORDS))
+    (backbone / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(backbone / "vocab.txt"))
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                        vocab_size=len(vocab), max_position_embeddings=128)
+    mlm = BertForMaskedLM(config)
+    mlm.save_pretrained(backbone, safe_serialization=True)
+    tokenizer.save_pretrained(backbone)
+    model = CoTTModel(mlm, tokenizer, Template(spec["template"]), Verbalizer(list(spec["answers"]), spec["answers"]),
+                      Verbalizer(list(spec["steps"]), spec["steps"]), proj_dim=16)
+    meta = {"task": spec["task"], "kind": kind, "method": "cott", "backbone": str(backbone), "max_length": 64,
+            "description": spec["description"], "metrics": {"accuracy": 0.5}, "training": {"note": "random test model"}}
+    return save_checkpoint(model, root / spec["task"], meta=meta, weights="full")
+
+
+def tiny_checkpoints(root: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """Two tiny checkpoints (classification, relation) and their examples, keyed by task."""
+    dirs = [build_tiny_checkpoint(root, CLASSIFICATION, "classification", 0),
+            build_tiny_checkpoint(root, RELATION, "relation", 1)]
+    return [str(d) for d in dirs], {CLASSIFICATION["task"]: CLASSIFICATION["examples"], RELATION["task"]: RELATION["examples"]}
+
+
+def pick_checkpoints(tmp_root: Path) -> tuple[list[str], dict | None, str]:
+    """assets/ if trained checkpoints are there, else /tmp/cott_dev, else tiny ones; COTT_APP_TEST_MODELS=tiny forces tiny.
+
+    Returns (checkpoint dirs, examples (None = assets/examples.json), which)."""
+    import os
+
+    if os.environ.get("COTT_APP_TEST_MODELS", "auto") != "tiny":
+        for base, which in ((ROOT / "assets", "assets"), (Path("/tmp/cott_dev"), "dev")):
+            dirs = [base / "clinc150", base / "conll04"]
+            if all((d / "cott.json").exists() for d in dirs):
+                return [str(d) for d in dirs], None, which
+    dirs, examples = tiny_checkpoints(tmp_root)
+    return dirs, examples, "tiny"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,241 @@
+"""The Gradio app end to end, through gradio_client on loopback: predictions, step injection, sweeps, batch
+files and every kind of bad input (each answered with a message, after which the app keeps serving)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app_tiny import ROOT, free_port, pick_checkpoints  # also puts the repository root on sys.path
+
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+import app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    dirs, examples, which = pick_checkpoints(root)
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "cott.json").write_text("{not json", encoding="utf-8")
+    demo = app.build_demo(dirs + [str(broken)], examples=examples)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    names = [Path(d).name for d in dirs]
+    configs = [json.loads((Path(d) / "cott.json").read_text(encoding="utf-8")) for d in dirs]
+    yield {"client": client, "cls": names[0], "rel": names[1], "which": which, "configs": configs, "demo": demo}
+    demo.close()
+
+
+def ask(s, text, name=None, threshold=0.5):
+    return s["client"].predict(name or s["cls"], text, threshold, api_name="/predict")
+
+
+def assert_serving(s):
+    """A normal prediction works (after a bad request)."""
+    status, step_md, step_plot, answer_md, answer_plot, _, summary = ask(s, "what is my balance")
+    assert status == ""
+    assert summary["answer"] and "Step I" in step_md
+    assert step_plot["type"] == "plotly" and answer_plot["type"] == "plotly"
+
+
+def test_endpoints_are_named(served):
+    endpoints = served["client"].view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/predict", "/inject", "/sweep", "/batch", "/model_info", "/example"} <= set(endpoints)
+
+
+def test_predict_classification(served):
+    status, step_md, step_plot, answer_md, answer_plot, step, summary = ask(served, "please set a timer for ten minutes")
+    assert status == ""
+    assert "p(Î|x)" in step_md and "Answer" in answer_md
+    assert step["value"] == summary["step"]  # the step editor is pre-filled with Î
+    assert 0 <= summary["step_prob"] <= 1 and 0 <= summary["confidence"] <= 1
+    fig = json.loads(answer_plot["plot"])
+    assert fig["layout"]["height"] > 0 and len(fig["data"]) == 3  # p(y|x), p(y|x,Î), rectified
+    assert json.loads(step_plot["plot"])["layout"]["height"] > 0
+
+
+def test_reasoning_monitor_threshold(served):
+    *_, low = ask(served, "what is my balance", threshold=1.0)
+    *_, high = ask(served, "what is my balance", threshold=0.0)
+    assert low["low_step_prob"] is True and high["low_step_prob"] is False
+    step_md = ask(served, "what is my balance", threshold=1.0)[1]
+    assert "Reasoning monitor" in step_md and "100.0%" in step_md
+
+
+def test_predict_relation(served):
+    status, step_md, *_, summary = ask(served, "[[Ada]] works for {{Acme}} in Paris.", name=served["rel"])
+    assert status == ""
+    assert " | " in summary["step"]  # subject type | object type
+
+
+def test_step_injection_is_reflected(served):
+    c = served["client"]
+    _, _, _, raw = c.predict(served["rel"], "[[Ada]] works for {{Acme}}.", "person | organization", 0.5, api_name="/inject")
+    assert raw["injected_step"] == "Peop | Org" and raw["injected_step_words"] == "person | organization"
+    assert raw["injected_step_prob"] is not None
+    status, table_md, plot, raw = c.predict(served["rel"], "[[Ada]] works for {{Acme}}.", "scientist | company", 0.5,
+                                            api_name="/inject")
+    assert status == "" and raw["injected_step_words"] == "scientist | company" and raw["injected_step_prob"] is None
+    assert "free text" in table_md and plot["type"] == "plotly"
+
+
+def test_step_injection_changes_a_trained_answer(served):
+    """With a trained checkpoint, a step under which the sweep answers differently changes the answer."""
+    c, name, text = served["client"], served["cls"], "how much money is left in my checking account"
+    _, _, table = c.predict(name, text, api_name="/sweep")
+    *_, base = ask(served, text, name=name)
+    under = {row[0]: row[2] for row in table["data"]}
+    other = next((s for s, a in under.items() if s != base["step"] and a != under[base["step"]]), None)
+    trained = bool(served["configs"][0].get("metrics"))
+    if other is None:
+        assert not trained or served["which"] == "tiny", "a trained model should answer differently under some step"
+        pytest.skip("every step gives the same answer with this (untrained) checkpoint")
+    _, md, _, raw = c.predict(name, text, other, 0.5, api_name="/inject")
+    assert raw["injected_step"] == other
+    assert raw["answer"] == under[other] != raw["model_answer"]
+    assert "answer changed" in md
+
+
+def test_sweep(served):
+    status, plot, table = served["client"].predict(served["rel"], "[[Acme Ltd]] is based in {{London}}.", api_name="/sweep")
+    assert status == ""
+    fig = json.loads(plot["plot"])
+    assert fig["data"][0]["type"] == "heatmap" and fig["layout"]["height"] > 0
+    assert len(table["data"]) == len(served["configs"][1]["step_verbalizer"]["labels"]) ** 2  # subject x object types
+    assert table["headers"][:3] == ["step", "p(step|x)", "answer under step"]
+
+
+def write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return handle_file(str(path))
+
+
+@pytest.mark.parametrize("name,content", [
+    ("rows.csv", "id,text\n1,what is my balance\n2,\n3,\"=HYPERLINK(\"\"x\"\")\"\n4,book a flight to paris\n"),
+    ("rows.jsonl", '{"text": "what is my balance"}\n\n{"text": ""}\n{"text": "=SUM(A1)"}\n{"text": "book a flight"}\n'),
+])
+def test_batch(served, tmp_path, name, content):
+    status, table, download = served["client"].predict(served["cls"], write(tmp_path, name, content), 0.5, api_name="/batch")
+    assert "Processed 4 rows" in status and "1 with errors" in status
+    assert table["headers"] == app.BATCH_COLUMNS
+    rows = table["data"]
+    assert rows[0][4] and rows[1][7].startswith("error")
+    csv_text = Path(download).read_text(encoding="utf-8")
+    assert csv_text.splitlines()[0].startswith("row,text,step,step_prob,answer,confidence,flag")
+    assert "'=" in csv_text  # spreadsheet formulas neutralised
+
+
+def test_batch_flags_low_confidence(served, tmp_path):
+    _, table, _ = served["client"].predict(served["cls"], write(tmp_path, "a.csv", "text\nwhat is my balance\n"), 1.0,
+                                           api_name="/batch")
+    assert table["data"][0][6].startswith("⚠")
+
+
+# ---- bad input: a message each time, and the app keeps serving ----------------------------------
+@pytest.mark.parametrize("text,expected", [
+    ("", "empty"),
+    ("   \n\t ", "empty"),
+])
+def test_empty_text(served, text, expected):
+    for api in ("/predict", "/sweep"):
+        args = (served["cls"], text, 0.5) if api == "/predict" else (served["cls"], text)
+        out = served["client"].predict(*args, api_name=api)
+        assert out[0].startswith("❌") and expected in out[0]
+    assert_serving(served)
+
+
+def test_huge_text_is_truncated_with_notice(served):
+    status, *_, summary = ask(served, "what is my balance " * 500)
+    assert "only the first 2,000" in status and summary["answer"]
+    assert_serving(served)
+
+
+def test_html_is_escaped(served):
+    c, evil = served["client"], "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    status, step_md, *_ = ask(served, evil)
+    assert status == "" and "<script" not in step_md
+    status, md, plot, raw = c.predict(served["cls"], evil, evil, 0.5, api_name="/inject")
+    assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
+    assert "<script" not in plot["plot"]
+    assert_serving(served)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Ada works for Acme.", "no subject marked"),
+    ("[[Ada [[Lovelace]]]] works for {{Acme}}.", "exactly once"),
+    ("[[Ada {{Acme}} ]] works.", "nested"),
+])
+def test_relation_marks(served, text, expected):
+    status, *_ = ask(served, text, name=served["rel"])
+    assert status.startswith("❌") and expected in status
+    assert_serving(served)
+
+
+def test_injected_step_with_wrong_parts(served):
+    status, *_ = served["client"].predict(served["rel"], "[[Ada]] works for {{Acme}}.", "person", 0.5, api_name="/inject")
+    assert status.startswith("❌") and "2 part" in status
+    status, *_ = served["client"].predict(served["cls"], "what is my balance", "", 0.5, api_name="/inject")
+    assert status.startswith("❌") and "step is empty" in status
+    assert_serving(served)
+
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("latin1.csv", "text\ncaf\xe9 cr\xe8me\n".encode("latin-1"), "not UTF-8"),
+    ("blob.csv", bytes(range(256)) * 4, "binary"),
+    ("cols.csv", "id,sentence\n1,hello\n", 'no "text" column'),
+    ("bad.jsonl", '{"text": "ok"}\n{oops\n', "Line 2 is not valid JSON"),
+    ("nokey.jsonl", '{"sentence": "ok"}\n', 'no "text" field'),
+    ("empty.csv", "", "empty"),
+    ("many.csv", "text\n" + "hello\n" * (app.MAX_ROWS + 1), "limit is 1,000"),
+    ("big.csv", "text\n" + ("x" * 1000 + "\n") * 2200, "MB"),
+])
+def test_bad_uploads(served, tmp_path, name, content, expected):
+    status, table, download = served["client"].predict(served["cls"], write(tmp_path, name, content), 0.5, api_name="/batch")
+    assert status.startswith("❌") and expected in status.replace("\\", "")
+    assert download is None
+    assert_serving(served)
+
+
+def test_unknown_and_broken_models(served):
+    c = served["client"]
+    with pytest.raises(AppError, match="not in the list of choices"):
+        ask(served, "what is my balance", name="no-such-model")
+    status, *_ = ask(served, "what is my balance", name="broken")
+    assert status.startswith("❌") and "could not be loaded" in status
+    description = c.predict("broken", api_name="/model_info")[0]
+    assert "could not be loaded" in description and "not valid JSON" in description
+    assert_serving(served)
+
+
+def test_model_info_and_examples(served):
+    c = served["client"]
+    description, input_help, examples, about, answer_words, step_words, step = c.predict(served["rel"], api_name="/model_info")
+    assert "[[subject]]" in input_help
+    assert "Template" in about and answer_words["data"] and step_words["data"]
+    text = c.predict(0, served["rel"], api_name="/example")
+    assert "[[" in text and "{{" in text
+    status, *_ = ask(served, text, name=served["rel"])
+    assert status == ""
+
+
+def test_default_checkpoints_and_env(monkeypatch):
+    monkeypatch.delenv("COTT_CHECKPOINTS", raising=False)
+    assert app.configured_checkpoints() == [str(ROOT / "assets" / "clinc150"), str(ROOT / "assets" / "conll04")]
+    monkeypatch.setenv("COTT_CHECKPOINTS", " a/b , ./c ,")
+    assert app.configured_checkpoints() == ["a/b", "./c"]
+
+
+def test_examples_file_is_well_formed():
+    data = json.loads((ROOT / "assets" / "examples.json").read_text(encoding="utf-8"))
+    assert len(data["clinc150"]) >= 5 and len(data["conll04"]) >= 5
+    for text in data["conll04"]:
+        assert text.count("[[") == text.count("]]") == text.count("{{") == text.count("}}") == 1

@@ -1,0 +1,112 @@
+"""The app in a real browser: Debian's headless Chromium driven by Playwright (no browser download).
+
+Clicks an example, checks the plotly charts are drawn, edits the step, sweeps, and saves screenshots at
+laptop and phone width (into a tmp dir, and into $COTT_SCREENSHOTS when set).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_tiny import free_port, pick_checkpoints  # also puts the repository root on sys.path
+
+CHROMIUM = os.environ.get("COTT_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+import app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    dirs, examples, _ = pick_checkpoints(tmp_path_factory.mktemp("ckpt"))
+    demo = app.build_demo(dirs, examples=examples)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        except Exception as err:  # a Chromium that Playwright cannot drive
+            pytest.skip(f"could not start {CHROMIUM}: {str(err).splitlines()[0]}")
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    extra = os.environ.get("COTT_SCREENSHOTS")
+
+    def save(page, name):
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
+        if extra:
+            Path(extra).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(extra) / path.name)
+
+    return save
+
+
+def plot_drawn(page, elem_id, timeout=30_000):
+    page.wait_for_selector(f"#{elem_id} .js-plotly-plot", timeout=timeout)
+    assert page.locator(f"#{elem_id} .js-plotly-plot .main-svg").count() >= 1
+
+
+def test_example_predict_edit_sweep(url, browser, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("#examples .gallery-item", timeout=30_000)
+    example = page.locator("#examples .gallery-item").first
+    example_text = example.inner_text().strip()
+    example.click()  # fills the text box and runs the prediction
+    plot_drawn(page, "step-plot")
+    plot_drawn(page, "answer-plot")
+    assert page.locator("#text textarea").input_value().strip() == example_text
+    assert "Step I" in page.inner_text("body")
+    step_value = page.locator("#step-input input").input_value()
+    assert step_value, "the step editor is pre-filled with the generated step"
+    shots(page, "predict_desktop")
+
+    # Edit the step: free text, then answer with it.
+    box = page.locator("#step-input input")
+    box.click()
+    box.fill("money <b>matters</b>")
+    box.press("Enter")
+    page.locator("#inject").click()
+    plot_drawn(page, "compare-plot")
+    page.wait_for_function("document.body.innerText.includes('your step')", timeout=30_000)
+    body = page.inner_text("body")
+    assert "money <b>matters</b>" in body  # shown as text, never as HTML
+    assert page.locator("b:text-is('matters')").count() == 0
+
+    page.locator("#sweep").click()
+    plot_drawn(page, "sweep-plot")
+    shots(page, "inject_sweep_desktop")
+    assert not errors, errors
+    page.close()
+
+
+def test_phone_width_layout(url, browser, shots):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(url)
+    page.wait_for_selector("#examples .gallery-item", timeout=30_000)
+    page.locator("#examples .gallery-item").first.click()
+    plot_drawn(page, "answer-plot")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 8, f"the page scrolls sideways by {overflow}px on a phone"
+    shots(page, "predict_phone")
+    page.close()

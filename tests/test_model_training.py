@@ -1,0 +1,151 @@
+"""Training lowers the loss, checkpoints round-trip, bad checkpoints fail clearly, resume is exact."""
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cott import CheckpointError, CoTTPipeline, get_task, load_checkpoint, save_checkpoint
+from cott.batching import TrainingBatcher
+from cott.data import load_jsonl
+from cott.inference import reason
+from cott.losses import LossConfig, cott_loss
+from cott.tasks import label_sets
+from train.__main__ import main as train_main
+from train.build import build_model
+
+
+def _model(backbone, data, method="cott"):
+    examples = load_jsonl(data, "train")
+    steps, answers = label_sets(examples)
+    torch.manual_seed(0)
+    return build_model(get_task("jsonl"), method, str(backbone), steps, answers), examples
+
+
+@pytest.mark.parametrize("backbone", ["tiny_bert", "tiny_roberta"])
+@pytest.mark.parametrize("method", ["cott", "prompt", "finetune"])
+def test_a_few_steps_lower_the_loss(request, toy_data, backbone, method):
+    model, examples = _model(request.getfixturevalue(backbone), toy_data, method)
+    batcher = TrainingBatcher(model, 48)
+    batch = batcher(examples[:32], random.Random(0))
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    losses = []
+    for _ in range(30):
+        loss, parts = cott_loss(model, batch, LossConfig())
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.85 * losses[0]
+    if method == "cott":
+        assert set(parts) == {"L_I", "L_y1", "L_y2", "L_cc"}
+
+
+def test_cott_batch_is_one_forward_of_three_encodings(tiny_bert, toy_data):
+    model, examples = _model(tiny_bert, toy_data)
+    batch = TrainingBatcher(model, 48)(examples[:5], random.Random(0))
+    assert batch["input_ids"].shape[0] == 15
+    no_cc = TrainingBatcher(model, 48, counterfactual=False)(examples[:5], random.Random(0))
+    assert no_cc["input_ids"].shape[0] == 10
+    # counterfactual rows carry a step different from the gold one
+    tok = model.tokenizer
+    for i, e in enumerate(examples[:5]):
+        gold_text = tok.decode(batch["input_ids"][5 + i])
+        cf_text = tok.decode(batch["input_ids"][10 + i])
+        assert e.step[0] in gold_text and e.step[0] not in cf_text
+
+
+@pytest.mark.parametrize("weights,dtype,tol", [("full", "float32", 1e-6), ("delta", "float32", 1e-6)])
+def test_checkpoint_round_trip_gives_the_same_probabilities(tiny_bert, toy_data, tmp_path, weights, dtype, tol):
+    model, examples = _model(tiny_bert, toy_data)
+    model.eval()
+    inputs = [e.fields for e in examples[:6]]
+    before = reason(model, inputs, top_k=2)
+    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 48}
+    save_checkpoint(model, tmp_path / "ckpt", meta, weights=weights, dtype=dtype)
+    loaded, config = load_checkpoint(tmp_path / "ckpt")
+    after = reason(loaded, inputs, top_k=2)
+    for key in ("p_answer", "p_steps", "p_answer_step", "p_rectified", "p_marginal"):
+        assert torch.allclose(before[key], after[key], atol=tol), key
+    assert config["task"] == "jsonl" and config["answer_verbalizer"]["labels"] == model.answer.labels
+
+
+def _saved(tiny_bert, toy_data, tmp_path):
+    model, _ = _model(tiny_bert, toy_data)
+    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 48}
+    return save_checkpoint(model, tmp_path / "ckpt", meta)
+
+
+def test_bad_checkpoints_name_the_file_and_problem(tiny_bert, toy_data, tmp_path):
+    with pytest.raises(CheckpointError, match="not a checkpoint directory"):
+        load_checkpoint(tmp_path / "nowhere")
+    ckpt = _saved(tiny_bert, toy_data, tmp_path)
+    weights = ckpt / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors.*truncated or corrupt"):
+        load_checkpoint(ckpt)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors: missing"):
+        load_checkpoint(ckpt)
+
+
+def test_mismatched_and_malformed_config(tiny_bert, toy_data, tmp_path):
+    ckpt = _saved(tiny_bert, toy_data, tmp_path)
+    cfg_file = ckpt / "cott.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["proj_dim"] = 7
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="cott_heads.safetensors: does not match"):
+        load_checkpoint(ckpt)
+    cfg_file.write_text("{not json")
+    with pytest.raises(CheckpointError, match="cott.json: not valid JSON"):
+        load_checkpoint(ckpt)
+    cfg_file.unlink()
+    with pytest.raises(CheckpointError, match="cott.json: missing"):
+        load_checkpoint(ckpt)
+
+
+def test_checkpoint_holds_no_pickle(tiny_bert, toy_data, tmp_path):
+    ckpt = _saved(tiny_bert, toy_data, tmp_path)
+    assert not list(ckpt.glob("*.bin")) and not list(ckpt.glob("*.pt"))
+    assert load_file(ckpt / "cott_heads.safetensors")
+
+
+def _train_args(tiny_bert, toy_data, out, *extra):
+    return ["--task", "jsonl", "--data", str(toy_data), "--model", str(tiny_bert), "--output-dir", str(out),
+            "--epochs", "2", "--batch-size", "16", "--max-length", "48", "--lr", "1e-3", "--head-lr", "1e-3",
+            "--save-every", "3", *extra]
+
+
+def _trained_weights(out):
+    return load_file(out / "state" / "model.safetensors")
+
+
+def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, tmp_path):
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "straight"))
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--stop-after-steps", "4"))
+    partial = json.loads((tmp_path / "resumed" / "state" / "state.json").read_text())
+    assert partial["info"]["step"] == 4
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--resume"))
+    a, b = _trained_weights(tmp_path / "straight"), _trained_weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, toy_data, tmp_path):
+    out = tmp_path / "run"
+    result = train_main(_train_args(tiny_bert, toy_data, out, "--eval-test", "--lambda-cc", "0.5"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 12 and "test" in metrics
+    config = json.loads((out / "best" / "cott.json").read_text())
+    assert config["metrics"]["test"]["examples"] == 24 and config["training"]["lambda_cc"] == 0.5
+    assert config["training"]["command"].startswith("python -m train")
+    pipe = CoTTPipeline.from_pretrained(str(out / "best"))
+    pred = pipe("i saw a cat today")
+    assert pred.step in pipe.steps and 0 <= pred.step_prob <= 1
+    assert abs(sum(pred.p_rectified) - 1) < 1e-4
+    assert result["best_val"] == max(h["val"] for h in metrics["history"])

@@ -1,0 +1,86 @@
+"""Slot filling, truncation and multi-token label words, for WordPiece and byte-level BPE tokenizers."""
+import pytest
+from transformers import AutoTokenizer
+
+from cott.template import Template
+from cott.verbalizer import Verbalizer, label_to_words
+
+
+@pytest.fixture(params=["tiny_bert", "tiny_roberta"])
+def tokenizer(request):
+    return AutoTokenizer.from_pretrained(request.getfixturevalue(request.param))
+
+
+def test_step_one_masks_and_step_two_injects(tokenizer):
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    one = tpl.encode(tokenizer, {"text": "i saw a cat today"}, None, 64)
+    assert one.input_ids[one.answer_pos] == tokenizer.mask_token_id
+    assert [one.input_ids[p] for p in one.step_pos] == [tokenizer.mask_token_id]
+    two = tpl.encode(tokenizer, {"text": "i saw a cat today"}, ["animal"], 64)
+    assert two.step_pos == [] and two.input_ids.count(tokenizer.mask_token_id) == 1
+    assert two.input_ids[two.answer_pos] == tokenizer.mask_token_id
+    assert "animal" in tokenizer.decode(two.input_ids)
+
+
+def test_relation_template_has_two_step_slots(tokenizer):
+    tpl = Template('[T] The [C] " [T:subj] " and the [C] " [T:obj] " : " [T:subj] " [A] " [T:obj] " .')
+    enc = tpl.encode(tokenizer, {"text": "ada works for acme", "subj": "ada", "obj": "acme"}, None, 64)
+    assert tpl.num_step_slots == 2 and len(enc.step_pos) == 2
+    assert all(enc.input_ids[p] == tokenizer.mask_token_id for p in enc.step_pos + [enc.answer_pos])
+    with pytest.raises(ValueError, match="2 \\[C\\] slot"):
+        tpl.encode(tokenizer, {"text": "x", "subj": "a", "obj": "b"}, ["person"], 64)
+
+
+def test_long_text_is_truncated_never_the_masks(tokenizer):
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    text = " ".join(["house"] * 5000)
+    for step in (None, ["vehicle"]):
+        enc = tpl.encode(tokenizer, {"text": text}, step, 32)
+        assert enc.truncated and len(enc.input_ids) == 32
+        assert enc.input_ids[enc.answer_pos] == tokenizer.mask_token_id
+        assert enc.input_ids[-1] == tokenizer.sep_token_id
+        decoded = tokenizer.decode(enc.input_ids)
+        assert "area is" in decoded
+
+
+def test_template_too_long_for_max_length_is_a_clear_error(tokenizer):
+    with pytest.raises(ValueError, match="leaves no room"):
+        Template("[T] The domain is [C]. The area is [A].").encode(tokenizer, {"text": "a cat"}, None, 8)
+
+
+def test_bad_templates_are_refused():
+    with pytest.raises(ValueError, match="\\[T\\]"):
+        Template("The area is [A].")
+    with pytest.raises(ValueError, match="at most one"):
+        Template("[T] [A] [A]")
+
+
+def test_label_words_from_names():
+    assert label_to_words("credit_limit_change") == "credit limit change"
+    assert label_to_words("per:city_of_birth") == "per:city of birth"
+
+
+def test_multi_token_label_words_pool_their_subtokens(tokenizer):
+    v = Verbalizer(["animal", "vehicle", "horse_and_cat"], {"vehicle": ["car", "bus"]}).bind(tokenizer)
+    assert v.weights.shape == (3, len(v.token_ids))
+    assert v.weights.sum(1).tolist() == pytest.approx([1.0, 1.0, 1.0])
+    row = v.weights[2]
+    expected = tokenizer.encode((" " if "roberta" in type(tokenizer).__name__.lower() else "") + "horse and cat",
+                                add_special_tokens=False)
+    assert len(expected) >= 3
+    got = sorted(v.token_ids[row > 0].tolist())
+    assert got == sorted(set(expected))
+
+
+def test_bpe_label_words_take_the_leading_space_form(tiny_roberta):
+    tok = AutoTokenizer.from_pretrained(tiny_roberta)
+    v = Verbalizer(["cat"]).bind(tok)
+    assert v.token_ids.tolist() == tok.encode(" cat", add_special_tokens=False)
+    assert v.token_ids.tolist() != tok.encode("cat", add_special_tokens=False)
+
+
+def test_verbalizer_refuses_bad_label_words():
+    with pytest.raises(ValueError, match="unknown labels"):
+        Verbalizer(["a"], {"b": "x"})
+    with pytest.raises(ValueError, match="empty"):
+        Verbalizer(["a"], {"a": " "})

@@ -1,0 +1,1 @@
+"""Training and evaluation command line for CoTT and its baselines."""

@@ -1,0 +1,75 @@
+"""Train CoTT or a baseline: ``python -m train --task clinc150 --data ../shared/data/clinc150``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+
+from cott.tasks import TASKS
+
+from .build import METHODS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    a = p.add_argument
+    a("--task", required=True, choices=list(TASKS), help="task declaration (template, label words, loader)")
+    a("--data", required=True, help="dataset file or folder (see README: dataset formats)")
+    a("--method", default="cott", choices=METHODS, help="cott, or the baselines: prompt (single-step), finetune ([CLS] head)")
+    a("--model", default="minilm", help="backbone: alias (minilm), local path or hub id of a masked LM")
+    a("--template", help="override the task's template")
+    a("--output-dir", help="run folder (default runs/TASK-METHOD-seedSEED)")
+    a("--seed", type=int, default=0)
+    a("--epochs", type=int, default=3)
+    a("--batch-size", type=int, default=32, help="examples per step (CoTT encodes each up to 3 times)")
+    a("--eval-batch-size", type=int, default=128)
+    a("--lr", type=float, default=5e-5, help="learning rate of the backbone")
+    a("--head-lr", type=float, default=5e-4, help="learning rate of the MLM head transform, projection and classifier")
+    a("--weight-decay", type=float, default=0.01)
+    a("--warmup-ratio", type=float, default=0.06, help="share of steps with a rising learning rate")
+    a("--max-grad-norm", type=float, default=1.0)
+    a("--lambda-cc", type=float, default=1.0, help="λ, weight of the counterfactual contrastive loss")
+    a("--tau", type=float, default=0.1, help="τ, temperature of the contrastive loss")
+    a("--in-batch-negatives", action="store_true", help="other examples' Step II states are negatives too")
+    a("--no-contrastive", action="store_true", help="ablation: no counterfactual contrastive loss")
+    a("--no-rectification", action="store_true", help="ablation: answer with Step II only")
+    a("--step1-only", action="store_true", help="ablation: no Step II at all; answer with p(y|x)")
+    a("--pooling", default="mean", choices=["mean", "first"], help="pooling of a label word's sub-token logits")
+    a("--max-length", type=int, default=128, help="tokens per prompt; only the text slot is cut")
+    a("--max-train-examples", type=int, help="train on a seeded random subset (quick runs)")
+    a("--max-eval-examples", type=int, help="validate on a seeded random subset")
+    a("--max-test-examples", type=int, help="test on the first N test examples (with --eval-test)")
+    a("--eval-every", type=int, default=0, help="validate every N steps (default: every epoch)")
+    a("--save-every", type=int, default=200, help="save the resumable state every N steps")
+    a("--resume", action="store_true", help="continue from OUTPUT/state if present")
+    a("--stop-after-steps", type=int, default=0, help="stop (as if interrupted) after N steps; continue with --resume")
+    a("--eval-test", action="store_true", help="after training, evaluate the selected checkpoint on the test split once")
+    a("--mlm-warmup-steps", type=int, default=0, help="masked-LM warm-up steps of the fresh MLM head before task training")
+    a("--freeze-embeddings", action="store_true", help="freeze word embeddings (and the tied decoder)")
+    a("--lora-r", type=int, default=0, help="train LoRA adapters of this rank instead of the whole backbone")
+    a("--save-weights", default="full", choices=["full", "delta"], help="delta: only trained tensors (compact)")
+    a("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    a("--mixed-precision", default="no", choices=["no", "fp16", "bf16"], help="accelerate mixed precision")
+    a("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    return p
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    if args.lora_r and args.save_weights == "delta":
+        parser().error("--lora-r saves merged full weights; use --save-weights full")
+    args.output_dir = args.output_dir or f"runs/{args.task}-{args.method}-seed{args.seed}"
+    args.command = "python -m train " + " ".join(shlex.quote(x) for x in argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .loop import run
+
+    result = run(args)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("history", "test")}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

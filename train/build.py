@@ -1,0 +1,25 @@
+"""Build the model of a training method for a task: CoTT, single-step prompt tuning, or fine-tuning."""
+from __future__ import annotations
+
+from cott.backbones import load_masked_lm, load_tokenizer
+from cott.model import CoTTModel
+from cott.tasks import Task
+from cott.template import Template
+from cott.verbalizer import Verbalizer
+
+METHODS = ("cott", "prompt", "finetune")
+
+
+def build_model(task: Task, method: str, backbone: str, steps: list[str], answers: list[str],
+                template: str | None = None, pooling: str = "mean", proj_dim: int = 128) -> CoTTModel:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    tokenizer = load_tokenizer(backbone)
+    mlm = load_masked_lm(backbone)
+    answer = Verbalizer(answers, {k: v for k, v in task.answer_words.items() if k in answers}, pooling)
+    if method == "cott":
+        step = Verbalizer(steps, {k: v for k, v in task.step_words.items() if k in steps}, pooling)
+        return CoTTModel(mlm, tokenizer, Template(template or task.template), answer, step, proj_dim=proj_dim)
+    if method == "prompt":
+        return CoTTModel(mlm, tokenizer, Template(template or task.prompt_template), answer, proj_dim=proj_dim)
+    return CoTTModel(mlm, tokenizer, Template(template or "[T]"), answer, answer_head="linear", proj_dim=proj_dim)
