@@ -23,7 +23,7 @@ class Prediction:
 
     text: str
     labels: list[str]
-    answer: str  # argmax of p_rectified, or of p_answer_step when a step was injected
+    answer: str  # argmax of p_rectified (or the checkpoint's answer_mode), of p_answer_step when a step is injected
     p_rectified: list[float]  # p~(y|x); for an injected free-text step, p(y|x,step)
     p_answer: list[float]  # p(y|x), Step I's direct answer
     steps: list[str]
@@ -171,7 +171,8 @@ class CoTTPipeline:
             # An injected free-text step has no p(step|x) to weigh it by: its rectified form is Step II's.
             p_rect = p_step if math.isnan(weight) else r["p_rectified"][i].tolist()
             # A user who injects a step wants the answer under that step, not one hedged back towards Î.
-            p_final = p_step if injected else p_rect
+            mode = "step2" if injected else self.config.get("answer_mode", "rectified")
+            p_final = {"step2": p_step, "direct": p_answer}.get(mode, p_rect)
             preds.append(
                 Prediction(
                     text=f["text"],

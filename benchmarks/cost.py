@@ -1,0 +1,108 @@
+"""Cost of CoTT against fine-tuning, measured side by side in one run on the same inputs.
+
+Prints: CoTT inference time per input / a fine-tuned classifier's single forward (target <= 2.2),
+CoTT training-step time / fine-tuning step time (target <= 3.3), and peak memory of each.
+Each measurement runs in a fresh process so its peak memory is its own.
+
+    python benchmarks/cost.py --data ../shared/data/clinc150 --n 256 --batch-size 32
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import random
+import resource
+import statistics
+import time
+
+
+def _measure(kind: str, method: str, args: dict, queue) -> None:
+    import torch
+
+    from cott.batching import TrainingBatcher
+    from cott.data import load_clinc150
+    from cott.inference import reason
+    from cott.losses import LossConfig, cott_loss
+    from cott.tasks import get_task, label_sets
+    from train.build import build_model
+
+    torch.manual_seed(0)
+    examples = load_clinc150(args["data"], "train")
+    steps, answers = label_sets(examples)
+    examples = random.Random(0).sample(examples, args["n"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_model(get_task("clinc150"), method, args["model"], steps, answers).to(device)
+    bs = args["batch_size"]
+    batches = [examples[i : i + bs] for i in range(0, len(examples), bs)]
+    times = []
+    if kind == "inference":
+        model.eval()
+        for rep in range(args["repeats"] + 1):
+            sync(device)
+            start = time.perf_counter()
+            for b in batches:
+                reason(model, [e.fields for e in b], None, args["max_length"])
+            sync(device)
+            if rep:  # the first pass warms up
+                times.append((time.perf_counter() - start) / len(examples))
+    else:
+        model.train()
+        batcher = TrainingBatcher(model, args["max_length"])
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        for i, b in enumerate(batches[: args["train_steps"] + 1]):
+            sync(device)
+            start = time.perf_counter()
+            loss, _ = cott_loss(model, batcher(b, random.Random(i)), LossConfig())
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            sync(device)
+            if i:
+                times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"kind": kind, "method": method, "seconds": statistics.median(times), "peak_mib": round(peak), "device": device})
+
+
+def measure(kind: str, method: str, args: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure, args=(kind, method, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data/clinc150", help="CLINC150 folder (inputs to time)")
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--n", type=int, default=256, help="inputs timed for inference")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=48)
+    p.add_argument("--repeats", type=int, default=3, help="timed inference passes (median)")
+    p.add_argument("--train-steps", type=int, default=5, help="timed training steps (median)")
+    args = vars(p.parse_args())
+    rows = {}
+    # Interleave the two methods so machine noise hits both alike.
+    for kind in ("inference", "train"):
+        for method in ("finetune", "cott"):
+            rows[(kind, method)] = measure(kind, method, args)
+            print(json.dumps(rows[(kind, method)]))
+    inf = rows[("inference", "cott")]["seconds"] / rows[("inference", "finetune")]["seconds"]
+    trn = rows[("train", "cott")]["seconds"] / rows[("train", "finetune")]["seconds"]
+    device = rows[("inference", "cott")]["device"]
+    print(f"\ndevice {device}; {args['n']} CLINC150 inputs, batch {args['batch_size']}, max length {args['max_length']}")
+    print(f"| measure | fine-tuning | CoTT | ratio (target) |\n|---|---|---|---|")
+    print(f"| inference per input | {rows[('inference', 'finetune')]['seconds'] * 1e3:.2f} ms | "
+          f"{rows[('inference', 'cott')]['seconds'] * 1e3:.2f} ms | {inf:.2f} (<= 2.2) |")
+    print(f"| training step | {rows[('train', 'finetune')]['seconds']:.3f} s | {rows[('train', 'cott')]['seconds']:.3f} s | "
+          f"{trn:.2f} (<= 3.3) |")
+    unit = "MiB (GPU, max allocated)" if device == "cuda" else "MiB (process peak RSS)"
+    print(f"| peak memory, inference | {rows[('inference', 'finetune')]['peak_mib']} | {rows[('inference', 'cott')]['peak_mib']} | {unit} |")
+    print(f"| peak memory, training | {rows[('train', 'finetune')]['peak_mib']} | {rows[('train', 'cott')]['peak_mib']} | {unit} |")
+
+
+if __name__ == "__main__":
+    main()

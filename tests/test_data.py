@@ -1,0 +1,101 @@
+"""Loaders read every supported layout and name the file, line and problem of a malformed one."""
+import json
+
+import pytest
+
+from cott.data import DataError, load_clinc150, load_jsonl, load_tacred, load_wos
+from conftest import needs_data
+
+
+def test_generic_jsonl_errors_name_file_and_line(tmp_path):
+    f = tmp_path / "train.jsonl"
+    f.write_text('{"text": "a cat", "step": "animal", "label": "cat"}\n\n{"text": "a bus", "label": "bus"}\n')
+    with pytest.raises(DataError, match=r"train.jsonl, line 3: missing field 'step'"):
+        load_jsonl(f, "train")
+    f.write_text('{"text": "a cat", "step": "animal", "label": "cat"}\n{"text": oops}\n')
+    with pytest.raises(DataError, match=r"line 2: invalid JSON"):
+        load_jsonl(f, "train")
+    f.write_text('{"text": 3, "step": "animal", "label": "cat"}\n')
+    with pytest.raises(DataError, match=r"line 1: field 'text' should be str"):
+        load_jsonl(f, "train")
+    f.write_bytes(b'{"text": "\xff\xfe", "step": "a", "label": "b"}\n')
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_jsonl(f, "train")
+    with pytest.raises(DataError, match="file not found"):
+        load_jsonl(tmp_path / "missing.jsonl", "train")
+
+
+def test_generic_jsonl_multi_part_step(tmp_path):
+    f = tmp_path / "x.jsonl"
+    f.write_text(json.dumps({"text": "t", "step": ["a", "b"], "label": "c"}) + "\n")
+    assert load_jsonl(f, "train")[0].step == ("a", "b")
+
+
+def _tacred_row(**over):
+    row = {"token": ["Ada", "works", "for", "Acme", "."], "subj_start": 0, "subj_end": 0, "subj_type": "Peop",
+           "obj_start": 3, "obj_end": 3, "obj_type": "Org", "relation": "Work_For"}
+    row.update(over)
+    return row
+
+
+def test_tacred_json_and_jsonl(tmp_path):
+    (tmp_path / "train.json").write_text(json.dumps([_tacred_row()]))
+    (tmp_path / "test.jsonl").write_text(json.dumps(_tacred_row(obj_end=4)) + "\n")
+    ex = load_tacred(tmp_path, "train")[0]
+    assert ex.fields == {"text": "Ada works for Acme .", "subj": "Ada", "obj": "Acme"}
+    assert ex.step == ("Peop", "Org") and ex.label == "Work_For"
+    assert load_tacred(tmp_path, "test")[0].fields["obj"] == "Acme ."
+    with pytest.raises(DataError, match="no val file"):
+        load_tacred(tmp_path, "val")
+
+
+def test_tacred_bad_span_names_line(tmp_path):
+    f = tmp_path / "dev.jsonl"
+    f.write_text(json.dumps(_tacred_row()) + "\n" + json.dumps(_tacred_row(obj_start=7, obj_end=9)) + "\n")
+    with pytest.raises(DataError, match=r"dev.jsonl, line 2: obj span \[7, 9\] is outside the 5 tokens"):
+        load_tacred(tmp_path, "val")
+    f.write_text(json.dumps({k: v for k, v in _tacred_row().items() if k != "relation"}) + "\n")
+    with pytest.raises(DataError, match="line 1: missing field 'relation'"):
+        load_tacred(f, "val")
+
+
+def test_clinc_errors(tmp_path):
+    (tmp_path / "domains.json").write_text(json.dumps({"banking": ["balance"]}))
+    (tmp_path / "data_full.json").write_text(json.dumps({"train": [["what is my balance", "balance"], ["hi", "greeting"]]}))
+    with pytest.raises(DataError, match=r"train\[1\]: intent 'greeting' is not in domains.json"):
+        load_clinc150(tmp_path, "train")
+    with pytest.raises(DataError, match="no 'test' split"):
+        load_clinc150(tmp_path, "test")
+
+
+def test_wos_tsv_split_and_errors(tmp_path):
+    f = tmp_path / "Data.txt"
+    rows = ["Y1\tY2\tY\tDomain\tarea\tkeywords\tAbstract"] + [f"0\t0\t0\tCS \t Machine learning \tk\tabstract {i}" for i in range(50)]
+    f.write_text("\n".join(rows) + "\n")
+    parts = [load_wos(f, s) for s in ("train", "val", "test")]
+    assert [len(p) for p in parts] == [32, 8, 10]
+    assert parts[0][0].step == ("CS",) and parts[0][0].label == "Machine learning"
+    assert not {e.fields["text"] for e in parts[0]} & {e.fields["text"] for e in parts[2]}
+    f.write_text("Y1\tDomain\n0\tCS\n")
+    with pytest.raises(DataError, match="line 1: header lacks column 'area'"):
+        load_wos(f, "train")
+
+
+def test_real_clinc150():
+    path = needs_data("clinc150")
+    test = load_clinc150(path, "test")
+    assert len(test) == 4500 and len({e.step for e in test}) == 10 and len({e.label for e in test}) == 150
+
+
+def test_real_conll04():
+    path = needs_data("conll04", "derived_tacred_style")
+    val = load_tacred(path, "val")
+    assert len(val) == 3260
+    assert {t for e in val for t in e.step} == {"Peop", "Loc", "Org", "Other"}
+
+
+def test_real_wos_both_layouts():
+    raw = load_wos(needs_data("wos1k", "raw", "Data1k.txt"), "train")
+    processed = load_wos(needs_data("wos1k", "processed_640_160_200"), "train")
+    assert len(processed) == 640 and len(raw) == 640
+    assert len({e.step for e in raw}) == 7

@@ -1,0 +1,84 @@
+"""The inference API: two passes, step injection (known or free text), sweeps, batching, relation inputs."""
+import pytest
+import torch
+
+from cott import CoTTPipeline, get_task, save_checkpoint
+from cott.data import load_jsonl
+from cott.relation_input import parse_marked
+from cott.tasks import label_sets
+from train.build import build_model
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_bert, toy_data, tmp_path_factory):
+    examples = load_jsonl(toy_data, "train")
+    steps, answers = label_sets(examples)
+    torch.manual_seed(0)
+    model = build_model(get_task("jsonl"), "cott", str(tiny_bert), steps, answers)
+    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 48}
+    path = save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "toy", meta)
+    return CoTTPipeline.from_pretrained(str(path), device="cpu")
+
+
+def test_prediction_is_consistent(pipe):
+    pred = pipe("i saw a cat today")
+    assert pred.steps == ["animal", "vehicle"] and pred.step in pred.steps
+    assert pred.step_prob == pytest.approx(max(pred.p_steps))
+    w = pred.step_prob
+    expected = [w * a + (1 - w) * b for a, b in zip(pred.p_answer_step, pred.p_answer)]
+    assert pred.p_rectified == pytest.approx(expected, abs=1e-6)
+    assert pred.answer == pred.labels[max(range(len(expected)), key=expected.__getitem__)]
+
+
+def test_injecting_a_known_step_by_label_or_words(pipe):
+    base = pipe("i saw a cat today")
+    other = "vehicle" if base.step == "animal" else "animal"
+    injected = pipe("i saw a cat today", step=other)
+    assert injected.injected and injected.step == other and injected.step_words == other
+    assert injected.step_prob == pytest.approx(injected.p_steps[pipe.steps.index(other)])
+    sweep = pipe.sweep("i saw a cat today")
+    assert injected.p_answer_step == pytest.approx(sweep.probs[pipe.steps.index(other)], abs=1e-5)
+    assert injected.answer == sweep.answers()[pipe.steps.index(other)][1]
+
+
+def test_injecting_free_text(pipe):
+    pred = pipe("i saw a cat today", step="a big red house")
+    assert pred.injected and pred.step_prob is None and pred.step_words == "a big red house"
+    assert pred.p_rectified == pred.p_answer_step
+
+
+def test_batched_equals_single(pipe):
+    texts = ["i saw a cat today", "a big red bus", "there is a truck near the house"]
+    batched = pipe(texts)
+    for t, b in zip(texts, batched):
+        assert pipe(t).p_rectified == pytest.approx(b.p_rectified, abs=1e-5)
+    sweeps = pipe.sweep(texts)
+    assert len(sweeps) == 3 and len(sweeps[0].probs) == 2 and len(sweeps[0].probs[0]) == len(pipe.labels)
+
+
+def test_bad_inputs(pipe):
+    with pytest.raises(ValueError, match="empty"):
+        pipe("   ")
+    with pytest.raises(ValueError, match="limit"):
+        pipe("a" * 200_000)
+    with pytest.raises(ValueError, match="1 part"):
+        pipe("a cat", step="a | b")
+    with pytest.raises(TypeError):
+        pipe(42)
+
+
+def test_top_k_marginal(pipe):
+    pred = pipe("a big red bus", top_k=2)
+    exact = [sum(p * q for p, q in zip(pred.p_steps, col)) for col in zip(*pipe.sweep("a big red bus").probs)]
+    assert pred.p_marginal == pytest.approx(exact, abs=1e-5)  # two steps: top-2 is every step
+
+
+def test_marked_relation_inputs():
+    assert parse_marked("[[Ada Lovelace]] works for {{Acme}} .") == {
+        "text": "Ada Lovelace works for Acme .", "subj": "Ada Lovelace", "obj": "Acme"}
+    for bad, msg in [("Ada works for Acme", "no subject"), ("[[Ada]] works for Acme", "no object"),
+                     ("[[Ada]] and [[Bob]] work for {{Acme}}", "exactly once"),
+                     ("[[Ada {{works]] for}}", "overlap or are nested"), ("[[ ]] works for {{Acme}}", "empty"),
+                     ("]]Ada[[ works for {{Acme}}", "closed before")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_marked(bad)
