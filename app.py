@@ -23,7 +23,6 @@ import torch
 
 import app_plots as plots
 from cott import CoTTPipeline
-from cott.relation_input import HELP as RELATION_HELP
 
 logger = logging.getLogger("cott.app")
 
@@ -73,7 +72,7 @@ class Model:
     @property
     def description(self) -> str:
         if self.pipe is None:
-            return f"⚠️ **This model could not be loaded** (`{esc(self.spec)}`): {esc(self.error or '')}"
+            return f"⚠ **This model could not be loaded** (`{esc(self.spec)}`): {esc(self.error or '')}"
         return esc(self.card.get("description") or self.card.get("task") or self.name)
 
 
@@ -152,8 +151,8 @@ def clean_text(text, limit: int = MAX_CHARS, what: str = "text") -> tuple[str, l
 
 
 def status_md(error: str | None = None, notices: list[str] = ()) -> str:
-    lines = [f"❌ **{esc(error)}**"] if error else []
-    lines += [f"ℹ️ {esc(n)}" for n in notices]
+    lines = [f"✖ **{esc(error)}**"] if error else []
+    lines += [f"ⓘ {esc(n)}" for n in notices]
     return "\n\n".join(lines)
 
 
@@ -178,10 +177,10 @@ def monitor_md(step_prob: float | None, threshold: float) -> str:
         return ""
     if step_prob < threshold:
         return (
-            f"> ⚠️ **Reasoning monitor: low confidence in the step.** p(Î|x) = {pct(step_prob)} is below the "
+            f"> ⚠ **Reasoning monitor: low confidence in the step.** p(Î|x) = {pct(step_prob)} is below the "
             f"threshold {pct(threshold)}. The model is unsure of its own reasoning: check the sweep or edit the step."
         )
-    return f"✅ Reasoning monitor: p(Î|x) = {pct(step_prob)} ≥ threshold {pct(threshold)}."
+    return f"✔ Reasoning monitor: p(Î|x) = {pct(step_prob)} ≥ threshold {pct(threshold)}."
 
 
 def step_section(pred, threshold: float) -> str:
@@ -402,6 +401,7 @@ def predict_rows(spec: str, texts: list[str], threshold: float, progress=None) -
     return rows
 
 
+SWEEP_COLUMNS = ["step", "p(step|x)", "answer under step", "p(answer|x,step)"]
 BATCH_COLUMNS = ["row", "text", "step", "step_prob", "answer", "confidence", "flag", "note"]
 
 
@@ -422,32 +422,32 @@ CSS = """
 @media (max-width: 640px) { .gradio-container {padding: 4px !important;} }
 """
 
-INTRO = """# 🧠 CoTT: Chain-of-Thought Tuning, inspected
+INTRO = """# CoTT: Chain-of-Thought Tuning, inspected
 A masked language model that **first writes an intermediate step** (Step I: e.g. the domain of a question,
 or the types of two entities) and **then answers given that step** (Step II). Inspect the step, see how
 sure the model is of it, **replace it with your own**, or sweep every step."""
 
 
-def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path | None = None,
-               threshold: float = DEFAULT_THRESHOLD) -> gr.Blocks:
-    """The Gradio app for these checkpoints (dirs or hub ids; default: COTT_CHECKPOINTS or assets/)."""
-    models = load_models(list(checkpoints) if checkpoints else configured_checkpoints())
-    example_texts = load_examples(models, examples)
-    names = list(models)
-    first = next((n for n in names if models[n].pipe is not None), names[0] if names else None)
+class Handlers:
+    """The app's event handlers. Bad input never raises: it comes back as a status message."""
 
-    def get(name) -> Model:
-        if name not in models:
-            raise InputError(f"Unknown model {name!r}; choose one of: {', '.join(names)}.")
-        m = models[name]
+    def __init__(self, models: dict[str, Model], examples: dict[str, list[str]]):
+        self.models = models
+        self.examples = examples
+        self.names = list(models)
+        self.first = next((n for n in self.names if models[n].pipe is not None), self.names[0] if self.names else None)
+
+    def get(self, name) -> Model:
+        if name not in self.models:
+            raise InputError(f"Unknown model {name!r}; choose one of: {', '.join(self.names)}.")
+        m = self.models[name]
         if m.pipe is None:
             raise InputError(f"The model {name!r} could not be loaded ({m.error}). Choose another one.")
         return m
 
-    # -- handlers (each returns a status message instead of raising on bad input) --
-    def model_info(name):
-        m = models.get(name)
-        samples = [[t] for t in example_texts.get(name, [])]
+    def model_info(self, name):
+        m = self.models.get(name)
+        samples = [[t] for t in self.examples.get(name, [])]
         about = card_markdown(m) if m else status_md(f"Unknown model {name!r}.")
         card = m.card if m else {}
         steps = m.pipe.steps if m and m.pipe else []
@@ -461,16 +461,16 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
             gr.Dropdown(choices=steps, value=None, info=step_help(m)),
         )
 
-    def fill_example(index, name):
-        texts = example_texts.get(name, [])
+    def fill_example(self, index, name):
+        texts = self.examples.get(name, [])
         if index is None or not isinstance(index, int) or not 0 <= index < len(texts):
             return gr.Textbox()
         return texts[index]
 
-    def predict(name, text, thr):
+    def predict(self, name, text, thr):
         thr = DEFAULT_THRESHOLD if thr is None else float(thr)
         try:
-            m = get(name)
+            m = self.get(name)
             text, notices = clean_text(text)
             pred = run_predict(m.spec, [text])[0]
         except (InputError, ValueError, TypeError) as err:
@@ -488,9 +488,9 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
             summary(name, pred, thr, notices),
         )
 
-    def inject(name, text, step, thr):
+    def inject(self, name, text, step, thr):
         try:
-            m = get(name)
+            m = self.get(name)
             text, notices = clean_text(text)
             step, step_notices = clean_text(step, MAX_STEP_CHARS, "step")
             notices += step_notices
@@ -505,9 +505,9 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
             "answer": mine.answer, "answer_prob": max(mine.p_answer_step), "notices": notices,
         }
 
-    def do_sweep(name, text):
+    def sweep(self, name, text):
         try:
-            m = get(name)
+            m = self.get(name)
             if not m.pipe.has_steps:
                 raise InputError("This model has no intermediate step to sweep.")
             text, notices = clean_text(text)
@@ -524,14 +524,14 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
         answers = sw.answers()
         table = pd.DataFrame(
             [(sw.steps[i], round(sw.p_steps[i], 4), answers[i][1], round(answers[i][2], 4)) for i in order],
-            columns=["step", "p(step|x)", "answer under step", "p(answer|x,step)"],
+            columns=SWEEP_COLUMNS,
         )
         return status_md(notices=notices), fig, table
 
-    def batch(name, file, thr, progress=gr.Progress()):
+    def batch(self, name, file, thr, progress=gr.Progress()):
         thr = DEFAULT_THRESHOLD if thr is None else float(thr)
         try:
-            m = get(name)
+            m = self.get(name)
             if not file:
                 raise InputError('Upload a CSV (column "text") or JSON-lines ({"text": ...}) file first.')
             path = file if isinstance(file, str) else getattr(file, "name", None) or file.get("path")
@@ -546,7 +546,16 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
         flagged = sum(1 for r in rows if r.get("flag"))
         errors = sum(1 for r in rows if str(r.get("note", "")).startswith("error"))
         msg = f"Processed {len(rows):,} rows: {flagged:,} flagged (below {pct(thr)}), {errors:,} with errors."
-        return f"✅ {esc(msg)}", shown, str(out)
+        return f"✔ {esc(msg)}", shown, str(out)
+
+
+
+def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path | None = None,
+               threshold: float = DEFAULT_THRESHOLD) -> gr.Blocks:
+    """The Gradio app for these checkpoints (dirs or hub ids; default: COTT_CHECKPOINTS or assets/)."""
+    models = load_models(list(checkpoints) if checkpoints else configured_checkpoints())
+    h = Handlers(models, load_examples(models, examples))
+    names, first, example_texts = h.names, h.first, h.examples
 
     # -- layout --
     init = models.get(first)
@@ -554,7 +563,8 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             model = gr.Radio(names, value=first, label="Model", scale=1, min_width=220)
-            description = gr.Markdown(init.description if init else "⚠️ No checkpoint is configured.")
+            with gr.Column(scale=2, min_width=260):
+                description = gr.Markdown(init.description if init else "⚠ No checkpoint is configured.")
         threshold_in = gr.Slider(0, 1, value=threshold, step=0.05, label="Reasoning monitor threshold for p(Î|x)",
                                  info="Below it, the step is flagged as unsure.")
         with gr.Tabs():
@@ -579,7 +589,7 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
                         answer_plot = gr.Plot(label="Answer distributions", elem_id="answer-plot")
                 with gr.Accordion("Raw output (JSON)", open=False):
                     raw = gr.JSON(label="Prediction")
-                gr.Markdown("## ✏️ Edit the step")
+                gr.Markdown("## Edit the step")
                 with gr.Row(equal_height=False):
                     step_in = gr.Dropdown(choices=init.pipe.steps if init and init.pipe else [], value=None,
                                           allow_custom_value=True, label="Step", info=step_help(init), scale=3,
@@ -591,11 +601,12 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
                     compare_plot = gr.Plot(label="Model's step vs yours", elem_id="compare-plot")
                 with gr.Accordion("Raw output (JSON)", open=False):
                     inject_raw = gr.JSON(label="Injection")
-                gr.Markdown("## 🔀 Sweep every step")
+                gr.Markdown("## Sweep every step")
                 sweep_btn = gr.Button("Sweep all known steps", elem_id="sweep")
                 sweep_status = gr.Markdown()
                 sweep_plot = gr.Plot(label="p(y|x,I) over steps", elem_id="sweep-plot")
-                sweep_table = gr.Dataframe(label="Answer under each step", interactive=False, wrap=True)
+                sweep_table = gr.Dataframe(pd.DataFrame(columns=SWEEP_COLUMNS), label="Answer under each step",
+                                           interactive=False, wrap=True)
             with gr.Tab("Batch"):
                 gr.Markdown(
                     f'Upload a **CSV** with a `text` column or a **JSON-lines** file (`{{"text": "..."}}` per line), '
@@ -606,7 +617,7 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
                     upload = gr.File(label="File", file_types=[".csv", ".jsonl", ".json", ".txt"], min_width=260)
                     batch_btn = gr.Button("Run batch", variant="primary", min_width=160)
                 batch_status = gr.Markdown()
-                batch_table = gr.Dataframe(label="Predictions", interactive=False, wrap=True)
+                batch_table = gr.Dataframe(pd.DataFrame(columns=BATCH_COLUMNS), label="Predictions", interactive=False, wrap=True)
                 batch_file = gr.File(label="Download CSV", interactive=False)
             with gr.Tab("About"):
                 about = gr.Markdown(card_markdown(init) if init else "")
@@ -617,19 +628,19 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
 
         # -- events --
         ask_outputs = [status, step_md, step_plot, answer_md, answer_plot, step_in, raw]
-        model.change(model_info, model, [description, help_md, examples_ds, about, answer_words, step_words, step_in],
+        model.change(h.model_info, model, [description, help_md, examples_ds, about, answer_words, step_words, step_in],
                      api_name="model_info", queue=False)
         model.input(lambda: ("", "", None, "", None, None, "", None, None, "", None, None),
                     None, [status, step_md, step_plot, answer_md, answer_plot, raw, compare_md, compare_plot, inject_raw,
                            sweep_status, sweep_plot, sweep_table], api_name="clear", queue=False)
-        examples_ds.click(fill_example, [examples_ds, model], text, api_name="example", queue=False).then(
-            predict, [model, text, threshold_in], ask_outputs, api_name="predict_example")
-        ask.click(predict, [model, text, threshold_in], ask_outputs, api_name="predict")
-        text.submit(predict, [model, text, threshold_in], ask_outputs, api_name="predict_submit")
-        inject_btn.click(inject, [model, text, step_in, threshold_in], [inject_status, compare_md, compare_plot, inject_raw],
+        examples_ds.click(h.fill_example, [examples_ds, model], text, api_name="example", queue=False).then(
+            h.predict, [model, text, threshold_in], ask_outputs, api_name="predict_example")
+        ask.click(h.predict, [model, text, threshold_in], ask_outputs, api_name="predict")
+        text.submit(h.predict, [model, text, threshold_in], ask_outputs, api_name="predict_submit")
+        inject_btn.click(h.inject, [model, text, step_in, threshold_in], [inject_status, compare_md, compare_plot, inject_raw],
                          api_name="inject")
-        sweep_btn.click(do_sweep, [model, text], [sweep_status, sweep_plot, sweep_table], api_name="sweep")
-        batch_btn.click(batch, [model, upload, threshold_in], [batch_status, batch_table, batch_file], api_name="batch",
+        sweep_btn.click(h.sweep, [model, text], [sweep_status, sweep_plot, sweep_table], api_name="sweep")
+        batch_btn.click(h.batch, [model, upload, threshold_in], [batch_status, batch_table, batch_file], api_name="batch",
                         concurrency_limit=1)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
@@ -645,7 +656,7 @@ def comparison_md(base, mine) -> str:
     b_p = base.p_answer_step[base.labels.index(b_ans)]
     m_p = mine.p_answer_step[mine.labels.index(m_ans)]
     mine_prob = pct(mine.step_prob) if mine.step_prob is not None else "— (free text, not a known step)"
-    changed = "🔁 **The answer changed.**" if b_ans != m_ans else "= The answer did not change."
+    changed = "⇄ **The answer changed.**" if b_ans != m_ans else "= The answer did not change."
     return "\n".join([
         "| | model's step Î | your step |",
         "|---|---|---|",

@@ -6,6 +6,7 @@ is ever loaded with pickle.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -49,7 +50,10 @@ def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str
     try:
         cast = getattr(torch, dtype)
         if weights == "full":
-            model.mlm.save_pretrained(tmp, safe_serialization=True)
+            mlm = model.mlm
+            if hasattr(mlm, "merge_and_unload"):  # LoRA: store plain merged weights, loadable without peft
+                mlm = copy.deepcopy(mlm).merge_and_unload()
+            mlm.save_pretrained(tmp, safe_serialization=True)
         else:
             state = {n: p.detach().to(cast).contiguous().cpu() for n, p in model.mlm.named_parameters() if p.requires_grad}
             save_file(state, tmp / DELTA)

@@ -79,8 +79,13 @@ class CoTTModel(nn.Module):
         return [self.step.phrase(s) for s in step]
 
     # ---- forward pieces --------------------------------------------------------------------
+    def masked_lm(self):
+        """The Hugging Face masked LM itself, also when wrapped by peft for LoRA."""
+        return self.mlm.get_base_model() if hasattr(self.mlm, "get_base_model") else self.mlm
+
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        body = self.masked_lm().base_model  # the encoder without the MLM head: hidden states only
+        return body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     def _label_logits(self, h: torch.Tensor, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         # Only the label words' rows of the decoder: never the full vocabulary.

@@ -149,7 +149,7 @@ def test_empty_text(served, text, expected):
     for api in ("/predict", "/sweep"):
         args = (served["cls"], text, 0.5) if api == "/predict" else (served["cls"], text)
         out = served["client"].predict(*args, api_name=api)
-        assert out[0].startswith("❌") and expected in out[0]
+        assert out[0].startswith("✖") and expected in out[0]
     assert_serving(served)
 
 
@@ -176,15 +176,15 @@ def test_html_is_escaped(served):
 ])
 def test_relation_marks(served, text, expected):
     status, *_ = ask(served, text, name=served["rel"])
-    assert status.startswith("❌") and expected in status
+    assert status.startswith("✖") and expected in status
     assert_serving(served)
 
 
 def test_injected_step_with_wrong_parts(served):
     status, *_ = served["client"].predict(served["rel"], "[[Ada]] works for {{Acme}}.", "person", 0.5, api_name="/inject")
-    assert status.startswith("❌") and "2 part" in status
+    assert status.startswith("✖") and "2 part" in status
     status, *_ = served["client"].predict(served["cls"], "what is my balance", "", 0.5, api_name="/inject")
-    assert status.startswith("❌") and "step is empty" in status
+    assert status.startswith("✖") and "step is empty" in status
     assert_serving(served)
 
 
@@ -200,7 +200,7 @@ def test_injected_step_with_wrong_parts(served):
 ])
 def test_bad_uploads(served, tmp_path, name, content, expected):
     status, table, download = served["client"].predict(served["cls"], write(tmp_path, name, content), 0.5, api_name="/batch")
-    assert status.startswith("❌") and expected in status.replace("\\", "")
+    assert status.startswith("✖") and expected in status.replace("\\", "")
     assert download is None
     assert_serving(served)
 
@@ -210,7 +210,7 @@ def test_unknown_and_broken_models(served):
     with pytest.raises(AppError, match="not in the list of choices"):
         ask(served, "what is my balance", name="no-such-model")
     status, *_ = ask(served, "what is my balance", name="broken")
-    assert status.startswith("❌") and "could not be loaded" in status
+    assert status.startswith("✖") and "could not be loaded" in status
     description = c.predict("broken", api_name="/model_info")[0]
     assert "could not be loaded" in description and "not valid JSON" in description
     assert_serving(served)

@@ -149,3 +149,11 @@ def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, t
     assert pred.step in pipe.steps and 0 <= pred.step_prob <= 1
     assert abs(sum(pred.p_rectified) - 1) < 1e-4
     assert result["best_val"] == max(h["val"] for h in metrics["history"])
+
+
+def test_lora_training_saves_a_plain_checkpoint(tiny_bert, toy_data, tmp_path):
+    out = tmp_path / "lora"
+    train_main(_train_args(tiny_bert, toy_data, out, "--lora-r", "4", "--epochs", "1"))
+    assert (out / "best" / "model.safetensors").exists()
+    pred = CoTTPipeline.from_pretrained(str(out / "best"), device="cpu")("a big red bus")
+    assert pred.answer in pred.labels

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top-k", type=int, default=3, help="steps in the exact top-k marginal")
     p.add_argument("--output", help="where to write the metrics JSON (default: CHECKPOINT/metrics_SPLIT.json)")
-    p.add_argument("--record", action="store_true", help="also store the metrics in the checkpoint's cott.json")
+    p.add_argument("--record", nargs="?", const="", default=None, metavar="NAME",
+                   help="also store the metrics in the checkpoint's cott.json, under NAME (default: the split)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -104,10 +106,12 @@ def main(argv=None):
     result.update(split=args.split, data=str(args.data), device=device)
     out = Path(args.output or Path(args.checkpoint) / f"metrics_{args.split}.json")
     out.write_text(json.dumps(result, indent=2))
-    if args.record:
+    if args.record is not None:
         cfg_file = Path(args.checkpoint) / CONFIG
         cfg = json.loads(cfg_file.read_text())
-        cfg.setdefault("metrics", {})[args.split] = {k: v for k, v in result.items() if k != "coverage_curve"}
+        recorded = {k: v for k, v in result.items() if k != "coverage_curve"}
+        recorded["command"] = "python -m train.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+        cfg.setdefault("metrics", {})[args.record or args.split] = recorded
         cfg_file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
     print(summary(result, task.kind))
     return result

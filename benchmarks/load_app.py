@@ -1,0 +1,131 @@
+"""Load benchmark for app.py (not a test): N concurrent gradio_client clients x M requests each.
+
+    python benchmarks/load_app.py                      # 20 clients x 5 requests on /predict
+    python benchmarks/load_app.py --clients 20 --requests 5 --api inject \
+        --checkpoints /tmp/cott_dev/clinc150,/tmp/cott_dev/conll04
+
+Launches the app on loopback (a free port) with the given checkpoints (default: COTT_CHECKPOINTS, else
+assets/clinc150 and assets/conll04), sends the requests from the example texts, and prints latency
+percentiles (each request's wall time as a client sees it, queueing included), throughput and errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import app  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--requests", type=int, default=5, help="requests per client")
+    p.add_argument("--api", choices=("predict", "inject", "sweep"), default="predict")
+    p.add_argument("--checkpoints", default=os.environ.get("COTT_CHECKPOINTS", ""),
+                   help="comma-separated checkpoint dirs or hub ids (default: COTT_CHECKPOINTS or assets/)")
+    p.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    args = p.parse_args(argv)
+
+    from gradio_client import Client
+
+    specs = [s.strip() for s in args.checkpoints.split(",") if s.strip()] or app.configured_checkpoints()
+    t0 = time.perf_counter()
+    demo = app.build_demo(specs)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
+    print(f"app up in {time.perf_counter() - t0:.1f}s on port {port}; checkpoints: {', '.join(specs)}")
+    models = app.load_models(specs)  # cached: no second load
+    name = next((n for n, m in models.items() if m.pipe is not None), None)
+    if name is None:
+        print("no checkpoint could be loaded:", {n: m.error for n, m in models.items()})
+        demo.close()
+        return 2
+    pipe = models[name].pipe
+    texts = app.load_examples(models).get(name) or ["what is the balance of my account"]
+    step = pipe.steps[-1] if pipe.steps else None
+    url = f"http://127.0.0.1:{port}/"
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one_client(k: int) -> None:
+        try:
+            client = Client(url, verbose=False)
+        except Exception as err:  # counted, not raised
+            with lock:
+                errors.extend([f"connect: {err}"] * args.requests)
+            return
+        for r in range(args.requests):
+            text = texts[(k + r) % len(texts)]
+            if args.api == "predict":
+                call = (name, text, 0.5)
+            elif args.api == "inject":
+                call = (name, text, step, 0.5)
+            else:
+                call = (name, text)
+            start = time.perf_counter()
+            try:
+                out = client.predict(*call, api_name=f"/{args.api}")
+                ok = isinstance(out, (list, tuple)) and not str(out[0]).startswith("✖")
+                err = None if ok else str(out[0])
+            except Exception as e:  # counted, not raised
+                err = f"{type(e).__name__}: {e}"
+            with lock:
+                latencies.append(time.perf_counter() - start)
+                if err:
+                    errors.append(err)
+
+    t1 = time.perf_counter()
+    with ThreadPoolExecutor(args.clients) as pool:
+        list(pool.map(one_client, range(args.clients)))
+    wall = time.perf_counter() - t1
+    demo.close()
+
+    n = args.clients * args.requests
+    figures = {
+        "api": args.api, "model": name, "clients": args.clients, "requests_per_client": args.requests, "requests": n,
+        "concurrency_limit": app.CONCURRENCY, "device": "cuda" if app.torch.cuda.is_available() else "cpu",
+        "p50_s": round(percentile(latencies, 0.5), 3), "p95_s": round(percentile(latencies, 0.95), 3),
+        "max_s": round(max(latencies, default=float("nan")), 3),
+        "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
+        "throughput_rps": round(len(latencies) / wall, 2), "wall_s": round(wall, 1), "errors": len(errors),
+    }
+    print(f"/{args.api} on {name!r}: {n} requests from {args.clients} clients in {wall:.1f}s "
+          f"({figures['throughput_rps']} req/s, concurrency limit {app.CONCURRENCY}, {figures['device']})")
+    print(f"latency p50 {figures['p50_s']:.3f}s  p95 {figures['p95_s']:.3f}s  max {figures['max_s']:.3f}s  errors {len(errors)}")
+    for e in sorted(set(errors))[:5]:
+        print("  error:", e[:200])
+    if args.json:
+        print(json.dumps(figures))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Experiment grid and report: the results table and plots of the README."""

@@ -1,0 +1,103 @@
+"""Make the README's results table and plots from results/results.jsonl: ``python -m experiments.report``."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+ORDER = ["finetune", "prompt", "cott", "cott w/o rectification", "cott w/o L_cc", "cott Step I only"]
+
+
+def _rows(records):
+    """Expand each record into (config, headline score, record); a cott run also yields its Step II reading."""
+    for r in records:
+        key = "f1" if r["task"] in ("conll04", "tacred") else "accuracy"
+        yield r["config"], r["test"]["answer"][key], r
+        if r["config"] == "cott" and "step2" in r["test"]:
+            yield "cott w/o rectification", r["test"]["step2"][key], r
+
+
+def _mean_sd(xs):
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def table(records) -> str:
+    groups = defaultdict(list)
+    for config, score, r in _rows(records):
+        groups[(r["task"], r["budget"], config)].append((score, r))
+    lines = ["| task | budget | method | seeds | test answer score (mean ± sd) | step acc. | acc. @90% cov. | acc. @80% cov. | step sensitivity | wall s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for task, budget in sorted({(t, b) for t, b, _ in groups}):
+        for config in ORDER:
+            items = groups.get((task, budget, config))
+            if not items:
+                continue
+            m, sd = _mean_sd([100 * s for s, _ in items])
+            def opt(key, sub=None):
+                vals = [r["test"][key][sub] if sub else r["test"][key] for _, r in items if key in r["test"]]
+                return f"{100 * statistics.mean(vals):.1f}" if vals else "–"
+            wall = statistics.mean(r["wall_seconds"] for _, r in items)
+            lines.append(f"| {task} | {budget} | {config} | {len(items)} | {m:.1f} ± {sd:.1f} | {opt('step_accuracy')} | "
+                         f"{opt('accuracy_at_coverage', '0.90')} | {opt('accuracy_at_coverage', '0.80')} | "
+                         f"{opt('step_sensitivity')} | {wall:.0f} |")
+    return "\n".join(lines)
+
+
+def plots(records, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    groups = defaultdict(list)
+    for config, score, r in _rows(records):
+        groups[(r["task"], config)].append(100 * score)
+    for task in sorted({t for t, _ in groups}):
+        configs = [c for c in ORDER if (task, c) in groups]
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        means = [statistics.mean(groups[(task, c)]) for c in configs]
+        sds = [_mean_sd(groups[(task, c)])[1] for c in configs]
+        ax.bar(configs, means, yerr=sds, color=["#9aa5b1" if not c.startswith("cott") else "#4c6ef5" for c in configs], capsize=4)
+        ax.set_ylabel("test score (%)")
+        ax.set_ylim(max(0, min(means) - 10), min(100, max(means) + 5))
+        ax.set_title(f"{task}: answer score by method (mean ± sd over seeds)")
+        ax.tick_params(axis="x", labelrotation=20)
+        fig.tight_layout()
+        files.append(out_dir / f"{task}_methods.png")
+        fig.savefig(files[-1], dpi=120)
+        plt.close(fig)
+        curves = [r["test"] for c, _, r in _rows(records) if r["task"] == task and c == "cott" and "accuracy_at_coverage" in r["test"]]
+        if curves:
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            for i, t in enumerate(curves):
+                cov = sorted(t["accuracy_at_coverage"], key=float)
+                ax.plot([100 * float(c) for c in cov], [100 * t["accuracy_at_coverage"][c] for c in cov], marker="o", label=f"seed {i}")
+            ax.set_xlabel("coverage (%), abstaining on low p(Î|x)")
+            ax.set_ylabel("accuracy on covered (%)")
+            ax.set_title(f"{task}: the reasoning monitor")
+            ax.legend()
+            fig.tight_layout()
+            files.append(out_dir / f"{task}_coverage.png")
+            fig.savefig(files[-1], dpi=120)
+            plt.close(fig)
+    return files
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--results", default="results/results.jsonl")
+    p.add_argument("--out", default="results")
+    args = p.parse_args(argv)
+    records = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    md = table(records)
+    Path(args.out, "table.md").write_text(md + "\n")
+    print(md)
+    for f in plots(records, Path(args.out)):
+        print("wrote", f)
+
+
+if __name__ == "__main__":
+    main()

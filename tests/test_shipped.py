@@ -1,0 +1,54 @@
+"""The shipped checkpoints: hand-written checks, and a regression guard on a fixed slice of the real test sets."""
+import json
+from pathlib import Path
+
+import pytest
+
+from cott import CoTTPipeline, get_task
+from cott.checkpoint import load_checkpoint
+from train.evaluate import evaluate, headline, known_examples
+from conftest import ROOT, needs_data
+
+ASSETS = ROOT / "assets"
+SHIPPED = {"clinc150": ("clinc150",), "conll04": ("conll04", "derived_tacred_style")}
+CHECKS = json.loads((ASSETS / "checks.json").read_text())
+
+
+def _checkpoint(name) -> Path:
+    path = ASSETS / name
+    if not (path / "cott.json").exists():
+        pytest.skip(f"no shipped checkpoint at {path}")
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_checkpoint_is_small_and_self_describing(name):
+    path = _checkpoint(name)
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size <= 25 * 2**20, f"{path} is {size / 2**20:.1f} MiB"
+    config = json.loads((path / "cott.json").read_text())
+    assert config["backbone"] == "minilm" and config["training"]["command"].startswith("python -m train")
+    assert "regression" in config["metrics"] and "test" in config["metrics"]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_hand_written_examples(name):
+    pipe = CoTTPipeline.from_pretrained(str(_checkpoint(name)), device="cpu")
+    checks = CHECKS[name]
+    preds = pipe([c["text"] for c in checks])
+    for c, p in zip(checks, preds):
+        assert (p.step, p.answer) == (c["step"], c["answer"]), c["text"]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_no_regression_on_the_test_slice(name):
+    path = _checkpoint(name)
+    data = needs_data(*SHIPPED[name])
+    model, config = load_checkpoint(path, "cpu")
+    recorded = config["metrics"]["regression"]
+    task = get_task(config["task"])
+    examples = known_examples(model, task.loader(data, "test"), "test")[: recorded["examples"]]
+    assert len(examples) >= 500
+    result = evaluate(model, examples, task.kind, config["answer_mode"], config["max_length"], 64, top_k=1,
+                      hierarchy=config.get("hierarchy"), progress=False)
+    assert headline(result, task.kind) >= headline(recorded, task.kind) - 0.01
