@@ -32,6 +32,14 @@ class Example:
     meta: dict = field(default_factory=dict)
 
 
+def sample(examples: list, n: int | None, seed: int = 0) -> list:
+    """A seeded random subset of ``n`` examples, in their original order (all of them when ``n`` is None or large)."""
+    if not n or n >= len(examples):
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
+
+
 def _split_name(split: str) -> str:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")

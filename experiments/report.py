@@ -36,6 +36,8 @@ def table(records) -> str:
                 continue
             m, sd = _mean_sd([100 * s for s, _ in items])
             def opt(key, sub=None):
+                if config == "cott w/o rectification" and key != "step_accuracy":
+                    return "–"  # coverage and sensitivity were measured on the rectified answers
                 vals = [r["test"][key][sub] if sub else r["test"][key] for _, r in items if key in r["test"]]
                 return f"{100 * statistics.mean(vals):.1f}" if vals else "–"
             wall = statistics.mean(r["wall_seconds"] for _, r in items)

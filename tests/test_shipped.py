@@ -6,6 +6,7 @@ import pytest
 
 from cott import CoTTPipeline, get_task
 from cott.checkpoint import load_checkpoint
+from cott.data import sample
 from train.evaluate import evaluate, headline, known_examples
 from conftest import ROOT, needs_data
 
@@ -47,7 +48,7 @@ def test_no_regression_on_the_test_slice(name):
     model, config = load_checkpoint(path, "cpu")
     recorded = config["metrics"]["regression"]
     task = get_task(config["task"])
-    examples = known_examples(model, task.loader(data, "test"), "test")[: recorded["examples"]]
+    examples = sample(known_examples(model, task.loader(data, "test"), "test"), recorded["examples"])
     assert len(examples) >= 500
     result = evaluate(model, examples, task.kind, config["answer_mode"], config["max_length"], 64, top_k=1,
                       hierarchy=config.get("hierarchy"), progress=False)

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from cott import metrics
 from cott.checkpoint import CONFIG, load_checkpoint
+from cott.data import sample
 from cott.inference import reason
 from cott.tasks import RELATION, get_task
 
@@ -87,7 +88,7 @@ def main(argv=None):
     p.add_argument("--data", required=True, help="dataset path (as for training)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--task", help="task name (default: the checkpoint's)")
-    p.add_argument("--max-examples", type=int, default=None, help="evaluate the first N examples only")
+    p.add_argument("--max-examples", type=int, default=None, help="evaluate a fixed random sample (seed 0) of N examples")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top-k", type=int, default=3, help="steps in the exact top-k marginal")
     p.add_argument("--output", help="where to write the metrics JSON (default: CHECKPOINT/metrics_SPLIT.json)")
@@ -99,8 +100,7 @@ def main(argv=None):
     model, config = load_checkpoint(args.checkpoint, device)
     task = get_task(args.task or config["task"])
     examples = known_examples(model, task.loader(args.data, args.split), args.split)
-    if args.max_examples:
-        examples = examples[: args.max_examples]
+    examples = sample(examples, args.max_examples)
     result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), config.get("max_length", 128),
                       args.batch_size, args.top_k, config.get("hierarchy"))
     result.update(split=args.split, data=str(args.data), device=device)

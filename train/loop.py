@@ -15,6 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from cott.batching import TrainingBatcher
 from cott.checkpoint import save_checkpoint
+from cott.data import sample
 from cott.losses import LossConfig, cott_loss
 from cott.tasks import get_task, hierarchy, label_sets
 
@@ -24,13 +25,6 @@ from .state import load_state, save_state
 from .warmup import mlm_warmup
 
 logger = logging.getLogger(__name__)
-
-
-def _subset(examples, n, seed):
-    if not n or n >= len(examples):
-        return examples
-    idx = sorted(random.Random(seed).sample(range(len(examples)), n))
-    return [examples[i] for i in idx]
 
 
 def answer_mode(args) -> str:
@@ -46,10 +40,10 @@ def run(args) -> dict:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     task = get_task(args.task)
-    train = _subset(task.loader(args.data, "train"), args.max_train_examples, args.seed)
+    train = sample(task.loader(args.data, "train"), args.max_train_examples, args.seed)
     steps, answers = label_sets(train)
     model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling)
-    val = _subset(known_examples(model, task.loader(args.data, "val"), "val"), args.max_eval_examples, args.seed)
+    val = sample(known_examples(model, task.loader(args.data, "val"), "val"), args.max_eval_examples, args.seed)
     logger.info("%s: %d train / %d val examples, %d steps, %d answers", task.name, len(train), len(val), len(steps), len(answers))
 
     if args.freeze_embeddings:  # the decoder is tied to them: a compact checkpoint stores the rest
@@ -157,8 +151,7 @@ def test_best(best_dir: Path, task, args) -> dict:
 
     model, config = load_checkpoint(best_dir, "cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     test = known_examples(model, task.loader(args.data, "test"), "test")
-    if args.max_test_examples:
-        test = test[: args.max_test_examples]
+    test = sample(test, args.max_test_examples)  # seed 0: every method meets the same test examples
     res = evaluate(model, test, task.kind, config["answer_mode"], config["max_length"], args.eval_batch_size,
                    hierarchy=config.get("hierarchy"))
     logger.info("test:\n%s", summary(res, task.kind))
