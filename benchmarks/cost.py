@@ -14,7 +14,19 @@ import multiprocessing as mp
 import random
 import resource
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so wall-clock times are true."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def _measure(kind: str, method: str, args: dict, queue) -> None:
@@ -69,9 +81,10 @@ def measure(kind: str, method: str, args: dict) -> dict:
     queue = ctx.Queue()
     proc = ctx.Process(target=_measure, args=(kind, method, args, queue))
     proc.start()
-    result = queue.get()
     proc.join()
-    return result
+    if proc.exitcode != 0:
+        raise RuntimeError(f"the {kind} measurement of {method} failed (exit code {proc.exitcode})")
+    return queue.get(timeout=10)
 
 
 def main():
