@@ -83,6 +83,12 @@ class CoTTModel(nn.Module):
         """The Hugging Face masked LM itself, also when wrapped by peft for LoRA."""
         return self.mlm.get_base_model() if hasattr(self.mlm, "get_base_model") else self.mlm
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The MLM head's own parameters (transform, decoder bias), without the decoder tied to the embeddings."""
+        tied = self.masked_lm().get_input_embeddings().weight
+        return [p for n, p in self.masked_lm().named_parameters()
+                if n.startswith(("cls.", "lm_head.", "vocab_")) and p is not tied]
+
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         body = self.masked_lm().base_model  # the encoder without the MLM head: hidden states only
         return body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

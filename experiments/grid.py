@@ -24,7 +24,10 @@ CONFIGS = {
     "cott": ["--method", "cott"],
     "cott w/o L_cc": ["--method", "cott", "--no-contrastive"],
     "cott Step I only": ["--method", "cott", "--step1-only"],
+    "prompt + MLM warm-up": ["--method", "prompt", "--mlm-warmup-steps", "100"],
+    "cott + MLM warm-up": ["--method", "cott", "--mlm-warmup-steps", "100"],
 }
+DEFAULT = ["finetune", "prompt", "cott", "cott w/o L_cc", "cott Step I only"]
 
 
 def main(argv=None):
@@ -32,7 +35,7 @@ def main(argv=None):
     p.add_argument("--task", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--configs", nargs="+", default=DEFAULT, choices=list(CONFIGS))
     p.add_argument("--budget", default="", help="training flags shared by every configuration")
     p.add_argument("--budget-name", default="reduced", help="a name for the budget in the results file")
     p.add_argument("--results", default="results/results.jsonl")

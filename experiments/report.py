@@ -7,7 +7,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-ORDER = ["finetune", "prompt", "cott", "cott w/o rectification", "cott w/o L_cc", "cott Step I only"]
+ORDER = ["finetune", "prompt", "cott", "cott w/o rectification", "cott w/o L_cc", "cott Step I only",
+         "prompt + MLM warm-up", "cott + MLM warm-up"]
 
 
 def _rows(records):

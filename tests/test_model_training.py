@@ -157,3 +157,15 @@ def test_lora_training_saves_a_plain_checkpoint(tiny_bert, toy_data, tmp_path):
     assert (out / "best" / "model.safetensors").exists()
     pred = CoTTPipeline.from_pretrained(str(out / "best"), device="cpu")("a big red bus")
     assert pred.answer in pred.labels
+
+
+def test_mlm_warmup_trains_only_the_head(tiny_bert, toy_data):
+    from train.warmup import mlm_warmup
+
+    model, examples = _model(tiny_bert, toy_data)
+    encoder = {n: p.detach().clone() for n, p in model.masked_lm().base_model.named_parameters()}
+    head = [p.detach().clone() for p in model.head_parameters()]
+    losses = mlm_warmup(model, [e.fields["text"] for e in examples], steps=8, batch_size=16, lr=1e-2, progress=False)
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    assert all(torch.equal(encoder[n], p) for n, p in model.masked_lm().base_model.named_parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(head, model.head_parameters()))

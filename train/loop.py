@@ -52,10 +52,8 @@ def run(args) -> dict:
         from peft import LoraConfig, get_peft_model
 
         model.mlm = get_peft_model(model.mlm, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules=["query", "value"]))
-        tied = model.mlm.get_input_embeddings().weight
-        for name, param in model.masked_lm().named_parameters():  # the fresh MLM head trains with the adapters
-            if name.startswith(("cls.", "lm_head.", "vocab_")) and param is not tied:
-                param.requires_grad_(True)
+        for param in model.head_parameters():  # the fresh MLM head trains with the adapters
+            param.requires_grad_(True)
     model.to(accelerator.device)
     if args.mlm_warmup_steps and args.method != "finetune":
         mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,

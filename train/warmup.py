@@ -13,13 +13,12 @@ logger = logging.getLogger(__name__)
 
 def mlm_warmup(model, texts: list[str], steps: int, batch_size: int = 32, lr: float = 1e-4, max_length: int = 64,
                seed: int = 0, mask_prob: float = 0.15, progress: bool = True) -> list[float]:
-    """Train the masked LM (head and encoder) to fill 15% masked tokens; returns the losses.
+    """Train the MLM head (the encoder stays as it is) to fill 15% masked tokens; returns the losses.
 
     The decoder rows are only scored at masked positions, never at every position.
     """
     mlm, tok = model.mlm, model.tokenizer
-    params = [p for p in mlm.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
+    opt = torch.optim.AdamW(model.head_parameters(), lr=lr)
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
     device = next(mlm.parameters()).device
@@ -37,7 +36,8 @@ def mlm_warmup(model, texts: list[str], steps: int, batch_size: int = 32, lr: fl
         labels = ids[chosen]
         inputs = ids.clone()
         inputs[chosen] = tok.mask_token_id
-        hidden = model.encode(inputs.to(device), mask.to(device))[chosen.to(device)]
+        with torch.no_grad():  # only the head learns here
+            hidden = model.encode(inputs.to(device), mask.to(device))[chosen.to(device)]
         decoder = mlm.get_output_embeddings()
         logits = model._transform(hidden) @ decoder.weight.T
         if decoder.bias is not None:
