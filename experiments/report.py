@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -48,7 +49,12 @@ def table(records) -> str:
     return "\n".join(lines)
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def plots(records, out_dir: Path) -> list[Path]:
+    """Per task and budget: the answer score by method, and accuracy vs coverage from p(Î|x) for each cott run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,49 +63,68 @@ def plots(records, out_dir: Path) -> list[Path]:
     files = []
     groups = defaultdict(list)
     for config, score, r in _rows(records):
-        groups[(r["task"], config)].append(100 * score)
-    for task in sorted({t for t, _ in groups}):
-        configs = [c for c in ORDER if (task, c) in groups]
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        means = [statistics.mean(groups[(task, c)]) for c in configs]
-        sds = [_mean_sd(groups[(task, c)])[1] for c in configs]
+        groups[(r["task"], r["budget"], config)].append(100 * score)
+    for task, budget in sorted({(t, b) for t, b, _ in groups}):
+        stem = f"{task}_{_slug(budget)}"
+        configs = [c for c in ORDER if (task, budget, c) in groups]
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+        means = [statistics.mean(groups[(task, budget, c)]) for c in configs]
+        sds = [_mean_sd(groups[(task, budget, c)])[1] for c in configs]
         ax.bar(configs, means, yerr=sds, color=["#9aa5b1" if not c.startswith("cott") else "#4c6ef5" for c in configs], capsize=4)
         ax.set_ylabel("test score (%)")
         ax.set_ylim(max(0, min(means) - 10), min(100, max(means) + 5))
-        ax.set_title(f"{task}: answer score by method (mean ± sd over seeds)")
+        ax.set_title(f"{task}, {budget}: score by method (mean ± sd over seeds)", fontsize=10)
         ax.tick_params(axis="x", labelrotation=20)
         fig.tight_layout()
-        files.append(out_dir / f"{task}_methods.png")
+        files.append(out_dir / f"{stem}_methods.png")
         fig.savefig(files[-1], dpi=120)
         plt.close(fig)
-        curves = [r["test"] for c, _, r in _rows(records) if r["task"] == task and c == "cott" and "accuracy_at_coverage" in r["test"]]
-        if curves:
-            fig, ax = plt.subplots(figsize=(5, 3.2))
-            for i, t in enumerate(curves):
-                cov = sorted(t["accuracy_at_coverage"], key=float)
-                ax.plot([100 * float(c) for c in cov], [100 * t["accuracy_at_coverage"][c] for c in cov], marker="o", label=f"seed {i}")
+        runs = [r for c, _, r in _rows(records) if (r["task"], r["budget"], c) == (task, budget, "cott")
+                and "accuracy_at_coverage" in r["test"]]
+        if runs:
+            fig, ax = plt.subplots(figsize=(5, 3.4))
+            for r in runs:
+                curve = r["test"].get("coverage_curve") or sorted((float(c), a) for c, a in r["test"]["accuracy_at_coverage"].items())
+                ax.plot([100 * c for c, _ in curve], [100 * a for _, a in curve], marker=".", label=f"seed {r['seed']}")
             ax.set_xlabel("coverage (%), abstaining on low p(Î|x)")
             ax.set_ylabel("accuracy on covered (%)")
-            ax.set_title(f"{task}: the reasoning monitor")
+            ax.set_title(f"{task}, {budget}: the reasoning monitor", fontsize=10)
             ax.legend()
             fig.tight_layout()
-            files.append(out_dir / f"{task}_coverage.png")
+            files.append(out_dir / f"{stem}_coverage.png")
             fig.savefig(files[-1], dpi=120)
             plt.close(fig)
     return files
+
+
+def update_readme(readme: Path, md: str, files: list[Path]) -> None:
+    """Replace the block between the results markers of the README with the table and the plots."""
+    text = readme.read_text()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"{readme} has no {begin} ... {end} block")
+    images = "\n".join(f"![{f.stem}]({f.as_posix()})" for f in files)
+    block = f"{begin}\n<!-- made by python -m experiments.report; do not edit by hand -->\n\n{md}\n\n{images}\n{end}"
+    head, rest = text.split(begin, 1)
+    readme.write_text(head + block + rest.split(end, 1)[1])
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--results", default="results/results.jsonl")
     p.add_argument("--out", default="results")
+    p.add_argument("--readme", default="README.md", help="README whose results block is rewritten ('' to skip)")
     args = p.parse_args(argv)
     records = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
     md = table(records)
     Path(args.out, "table.md").write_text(md + "\n")
     print(md)
-    for f in plots(records, Path(args.out)):
+    files = plots(records, Path(args.out))
+    for f in files:
         print("wrote", f)
+    if args.readme:
+        update_readme(Path(args.readme), md, files)
+        print("updated", args.readme)
 
 
 if __name__ == "__main__":
