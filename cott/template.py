@@ -30,7 +30,8 @@ class Template:
     """A prompt such as ``[T] The domain is [C]. The area is [A].``
 
     ``[C]`` holds a mask in Step I (the model writes the step) and the words of a step in Step II.
-    Only the main text slot ``[T]`` is ever truncated, so the masks always survive.
+    Only text slots are truncated (the main ``[T]`` first, then fields such as ``[T:subj]``),
+    so the masks and the step always survive.
     """
 
     def __init__(self, text: str):
@@ -112,7 +113,7 @@ class Template:
                 if p.value == "text" and text_ids is not None:
                     parts.append(("text", list(text_ids)))
                 else:
-                    parts.append(("text" if p.value == "text" else "lit", tok(fields[p.value], p.space)))
+                    parts.append(("text" if p.value == "text" else "field", tok(fields[p.value], p.space)))
             elif p.kind == "A":
                 parts.append(("A", [tokenizer.mask_token_id]))
             else:
@@ -126,20 +127,19 @@ class Template:
         if key not in self._cache:
             self._cache[key] = _special_tokens(tokenizer)
         prefix, suffix = self._cache[key]
-        special = len(prefix) + len(suffix)
-        fixed = sum(len(ids) for kind, ids in parts if kind != "text")
-        budget = max_length - special - fixed
-        text_len = sum(len(ids) for kind, ids in parts if kind == "text")
-        if budget < 1:
+        room = max_length - len(prefix) - len(suffix) - sum(len(ids) for kind, ids in parts if kind not in _CUTTABLE)
+        keep = _fit([len(ids) if kind in _CUTTABLE else 0 for kind, ids in parts], [kind for kind, _ in parts], room)
+        if keep is None:
             raise ValueError(
-                f"max_length={max_length} leaves no room for the text: the template and step need {fixed + special} tokens"
+                f"max_length={max_length} is too short for this prompt: the template, step and masks alone need "
+                f"{max_length - room} tokens, and each text slot keeps at least one; shorten the step or raise max_length"
             )
-        truncated = text_len > budget
+        truncated = any(k < len(ids) for k, (kind, ids) in zip(keep, parts) if kind in _CUTTABLE)
         body: list[int] = []
         answer_pos, step_pos = -1, []
-        for kind, ids in parts:
-            if kind == "text" and truncated:
-                ids, budget = ids[:budget], budget - min(len(ids), budget)
+        for k, (kind, ids) in zip(keep, parts):
+            if kind in _CUTTABLE:
+                ids = ids[:k]
             if kind == "A":
                 answer_pos = len(body)
             elif kind == "C":
@@ -150,6 +150,32 @@ class Template:
         # Without [A] (the fine-tuning baseline) the answer is read from the first token.
         answer_pos = answer_pos + offset if answer_pos >= 0 else 0
         return Encoding(input_ids, answer_pos, [s + offset for s in step_pos], truncated)
+
+
+_CUTTABLE = ("text", "field")  # the main text, then the other text fields ([T:subj] ...); never a mask or a step
+
+
+def _fit(lengths: list[int], kinds: list[str], room: int) -> list[int] | None:
+    """How many tokens each text slot keeps so that all fit in ``room``: the main text is cut first
+    (down to one token), then every other field to a common cap (at least one token); ``None`` when
+    even that does not fit."""
+    text = [i for i, k in enumerate(kinds) if k == "text"]
+    others = [i for i, k in enumerate(kinds) if k == "field"]
+    keep = list(lengths)
+    over = sum(keep) - room
+    for i in text:
+        cut = min(max(over, 0), max(keep[i] - 1, 0))
+        keep[i] -= cut
+        over -= cut
+    if over > 0 and others:
+        cap = max(keep[i] for i in others)
+        while over > 0 and cap > 1:
+            cap -= 1
+            for i in others:
+                if keep[i] > cap:
+                    keep[i] = cap
+                    over -= 1
+    return keep if over <= 0 else None
 
 
 def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:

@@ -9,7 +9,9 @@ from collections import defaultdict
 from pathlib import Path
 
 ORDER = ["finetune", "prompt", "cott", "cott w/o rectification", "cott w/o L_cc", "cott Step I only",
-         "prompt + MLM warm-up", "cott + MLM warm-up"]
+         "prompt + MLM warm-up", "cott + MLM warm-up", "cott + MLM warm-up w/o rectification",
+         "cott + MLM warm-up w/o L_cc", "cott + MLM warm-up Step I only"]
+RECTIFIED = ("cott", "cott + MLM warm-up")  # runs that also yield their Step II reading (w/o rectification)
 
 
 def _rows(records):
@@ -17,8 +19,8 @@ def _rows(records):
     for r in records:
         key = "f1" if r["task"] in ("conll04", "tacred") else "accuracy"
         yield r["config"], r["test"]["answer"][key], r
-        if r["config"] == "cott" and "step2" in r["test"]:
-            yield "cott w/o rectification", r["test"]["step2"][key], r
+        if r["config"] in RECTIFIED and "step2" in r["test"]:
+            yield f"{r['config']} w/o rectification", r["test"]["step2"][key], r
 
 
 def _mean_sd(xs):
@@ -38,7 +40,7 @@ def table(records) -> str:
                 continue
             m, sd = _mean_sd([100 * s for s, _ in items])
             def opt(key, sub=None):
-                if config == "cott w/o rectification" and key != "step_accuracy":
+                if config.endswith("w/o rectification") and key != "step_accuracy":
                     return "–"  # coverage and sensitivity were measured on the rectified answers
                 vals = [r["test"][key][sub] if sub else r["test"][key] for _, r in items if key in r["test"]]
                 return f"{100 * statistics.mean(vals):.1f}" if vals else "–"
@@ -79,17 +81,18 @@ def plots(records, out_dir: Path) -> list[Path]:
         files.append(out_dir / f"{stem}_methods.png")
         fig.savefig(files[-1], dpi=120)
         plt.close(fig)
-        runs = [r for c, _, r in _rows(records) if (r["task"], r["budget"], c) == (task, budget, "cott")
+        runs = [(c, r) for c, _, r in _rows(records) if (r["task"], r["budget"]) == (task, budget) and c in RECTIFIED
                 and "accuracy_at_coverage" in r["test"]]
         if runs:
             fig, ax = plt.subplots(figsize=(5, 3.4))
-            for r in runs:
+            for config, r in runs:
                 curve = r["test"].get("coverage_curve") or sorted((float(c), a) for c, a in r["test"]["accuracy_at_coverage"].items())
-                ax.plot([100 * c for c, _ in curve], [100 * a for _, a in curve], marker=".", label=f"seed {r['seed']}")
+                ax.plot([100 * c for c, _ in curve], [100 * a for _, a in curve], marker=".",
+                        linestyle="-" if config == "cott" else "--", label=f"{config}, seed {r['seed']}")
             ax.set_xlabel("coverage (%), abstaining on low p(Î|x)")
             ax.set_ylabel("accuracy on covered (%)")
             ax.set_title(f"{task}, {budget}: the reasoning monitor", fontsize=10)
-            ax.legend()
+            ax.legend(fontsize=7)
             fig.tight_layout()
             files.append(out_dir / f"{stem}_coverage.png")
             fig.savefig(files[-1], dpi=120)

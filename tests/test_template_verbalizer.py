@@ -44,8 +44,23 @@ def test_long_text_is_truncated_never_the_masks(tokenizer):
 
 
 def test_template_too_long_for_max_length_is_a_clear_error(tokenizer):
-    with pytest.raises(ValueError, match="leaves no room"):
+    with pytest.raises(ValueError, match="too short for this prompt"):
         Template("[T] The domain is [C]. The area is [A].").encode(tokenizer, {"text": "a cat"}, None, 8)
+
+
+def test_long_entity_spans_are_cut_after_the_text_never_the_masks_or_step(tokenizer):
+    tpl = Template('[T] The [C] " [T:subj] " and the [C] " [T:obj] " : " [T:subj] " [A] " [T:obj] " .')
+    subj = " ".join(["house"] * 40)
+    fields = {"text": f"{subj} hired ada", "subj": subj, "obj": "ada"}
+    for step in (None, ["organization", "person"]):
+        enc = tpl.encode(tokenizer, fields, step, 48)
+        assert enc.truncated and 44 <= len(enc.input_ids) <= 48
+        assert enc.input_ids[enc.answer_pos] == tokenizer.mask_token_id
+        assert all(enc.input_ids[p] == tokenizer.mask_token_id for p in enc.step_pos)
+        decoded = tokenizer.decode(enc.input_ids)
+        assert decoded.count("ada") == 2 and decoded.count("house") >= 2
+        if step:
+            assert "organization" in decoded and "person" in decoded
 
 
 def test_bad_templates_are_refused():

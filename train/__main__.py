@@ -46,7 +46,9 @@ def parser() -> argparse.ArgumentParser:
     a("--resume", action="store_true", help="continue from OUTPUT/state if present")
     a("--stop-after-steps", type=int, default=0, help="stop (as if interrupted) after N steps; continue with --resume")
     a("--eval-test", action="store_true", help="after training, evaluate the selected checkpoint on the test split once")
-    a("--mlm-warmup-steps", type=int, default=0, help="masked-LM warm-up steps of the fresh MLM head before task training")
+    a("--mlm-warmup-steps", type=int, default=100,
+      help="prompt-based methods: masked-LM warm-up steps of the MLM head on the training texts before task training "
+           "(MiniLM ships no MLM head; see README results); 0 turns it off")
     a("--freeze-embeddings", action="store_true", help="freeze word embeddings (and the tied decoder)")
     a("--lora-r", type=int, default=0, help="train LoRA adapters of this rank instead of the whole backbone")
     a("--save-weights", default="full", choices=["full", "delta"], help="delta: only trained tensors (compact)")

@@ -55,7 +55,9 @@ def run(args) -> dict:
         for param in model.head_parameters():  # the fresh MLM head trains with the adapters
             param.requires_grad_(True)
     model.to(accelerator.device)
-    if args.mlm_warmup_steps and args.method != "finetune":
+    state_dir, best_dir = out_dir / "state", out_dir / "best"
+    resuming = args.resume and (state_dir / "state.json").exists()
+    if args.mlm_warmup_steps and args.method != "finetune" and not resuming:  # a resumed state holds the warmed head
         mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,
                    args.max_length, args.seed, progress=accelerator.is_main_process)
 
@@ -80,9 +82,8 @@ def run(args) -> dict:
     if task.kind == "classification":
         meta["hierarchy"] = hierarchy(train)
 
-    state_dir, best_dir = out_dir / "state", out_dir / "best"
     info = {"step": 0, "best": -1.0, "best_step": 0, "history": []}
-    if args.resume and (state_dir / "state.json").exists():
+    if resuming:
         info = load_state(state_dir, core, optimizer, scheduler)
         logger.info("resumed from %s at step %d", state_dir, info["step"])
 
