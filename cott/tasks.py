@@ -17,6 +17,7 @@ class Task:
     template: str  # CoTT template, with [C]
     prompt_template: str  # the single-step prompt-tuning baseline: no [C]
     loader: Callable[[str, str], list]
+    finetune_template: str = "[T]"  # the fine-tuning baseline's input ([CLS] classifier, no mask)
     step_words: dict = field(default_factory=dict)  # label -> word(s); default: from the label name
     answer_words: dict = field(default_factory=dict)
     description: str = ""
@@ -24,6 +25,7 @@ class Task:
 
 _RELATION_TEMPLATE = '[T] The [C] " [T:subj] " and the [C] " [T:obj] " : " [T:subj] " [A] " [T:obj] " .'
 _RELATION_PROMPT = '[T] " [T:subj] " [A] " [T:obj] " .'
+_RELATION_FINETUNE = '[T] " [T:subj] " " [T:obj] " .'  # the classifier must see which pair it classifies
 _CONLL04_TYPES = {"Peop": "person", "Loc": "location", "Org": "organization", "Other": "other"}
 _CONLL04_RELATIONS = {
     "Work_For": "works for",
@@ -59,6 +61,7 @@ TASKS: dict[str, Task] = {
         _RELATION_TEMPLATE,
         _RELATION_PROMPT,
         data.load_tacred,
+        _RELATION_FINETUNE,
         step_words=_CONLL04_TYPES,
         answer_words=_CONLL04_RELATIONS,
         description="CoNLL04 relation classification: subject and object types -> relation.",
@@ -69,6 +72,7 @@ TASKS: dict[str, Task] = {
         _RELATION_TEMPLATE,
         _RELATION_PROMPT,
         data.load_tacred,
+        _RELATION_FINETUNE,
         answer_words={"no_relation": "unrelated to"},
         description="TACRED-layout relation classification (TACRED, TACREV, Re-TACRED).",
     ),

@@ -23,6 +23,13 @@ def _model(backbone, data, method="cott"):
     return build_model(get_task("jsonl"), method, str(backbone), steps, answers), examples
 
 
+@pytest.mark.parametrize("method", ["cott", "prompt", "finetune"])
+def test_every_method_sees_the_entity_pair_of_a_relation(tiny_bert, method):
+    """A baseline that reads only the sentence cannot tell its pairs apart (CoNLL04 has several per sentence)."""
+    model = build_model(get_task("conll04"), method, str(tiny_bert), ["Peop", "Org"], ["Work_For", "no_relation"])
+    assert {"text", "subj", "obj"} <= model.template.fields()
+
+
 @pytest.mark.parametrize("backbone", ["tiny_bert", "tiny_roberta"])
 @pytest.mark.parametrize("method", ["cott", "prompt", "finetune"])
 def test_a_few_steps_lower_the_loss(request, toy_data, backbone, method):

@@ -22,4 +22,4 @@ def build_model(task: Task, method: str, backbone: str, steps: list[str], answer
         return CoTTModel(mlm, tokenizer, Template(template or task.template), answer, step, proj_dim=proj_dim)
     if method == "prompt":
         return CoTTModel(mlm, tokenizer, Template(template or task.prompt_template), answer, proj_dim=proj_dim)
-    return CoTTModel(mlm, tokenizer, Template(template or "[T]"), answer, answer_head="linear", proj_dim=proj_dim)
+    return CoTTModel(mlm, tokenizer, Template(template or task.finetune_template), answer, answer_head="linear", proj_dim=proj_dim)
