@@ -19,17 +19,17 @@ from train.__main__ import main as train_main
 
 # name -> extra training flags; "cott w/o rectification" is the cott run read in its Step II mode.
 # The first grid ran without the MLM warm-up (now the default); those names keep their meaning.
-NO_WARMUP = ["--mlm-warmup-steps", "0"]
+NO_WARMUP, WARMUP = ["--mlm-warmup-steps", "0"], ["--mlm-warmup-steps", "100"]
 CONFIGS = {
     "finetune": ["--method", "finetune"],
     "prompt": ["--method", "prompt", *NO_WARMUP],
     "cott": ["--method", "cott", *NO_WARMUP],
     "cott w/o L_cc": ["--method", "cott", "--no-contrastive", *NO_WARMUP],
     "cott Step I only": ["--method", "cott", "--step1-only", *NO_WARMUP],
-    "prompt + MLM warm-up": ["--method", "prompt", "--mlm-warmup-steps", "100"],
-    "cott + MLM warm-up": ["--method", "cott", "--mlm-warmup-steps", "100"],
-    "cott + MLM warm-up w/o L_cc": ["--method", "cott", "--no-contrastive", "--mlm-warmup-steps", "100"],
-    "cott + MLM warm-up Step I only": ["--method", "cott", "--step1-only", "--mlm-warmup-steps", "100"],
+    "prompt + MLM warm-up": ["--method", "prompt", *WARMUP],
+    "cott + MLM warm-up": ["--method", "cott", *WARMUP],
+    "cott + MLM warm-up w/o L_cc": ["--method", "cott", "--no-contrastive", *WARMUP],
+    "cott + MLM warm-up Step I only": ["--method", "cott", "--step1-only", *WARMUP],
 }
 DEFAULT = ["finetune", "prompt + MLM warm-up", "cott + MLM warm-up", "cott + MLM warm-up w/o L_cc",
            "cott + MLM warm-up Step I only"]
