@@ -1,6 +1,7 @@
 """Resolve backbone names (short aliases, hub ids, local paths) and load masked LMs safely."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -36,6 +37,27 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(resolve(name))
 
 
+class _HeadlessBackboneFilter(logging.Filter):
+    """Drop transformers' "checkpoint seem corrupted" warning about the MLM head's bias, which is expected for an
+    encoder shipped without an MLM head (MiniLM): the bias is created, tied and trained with the task."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("This checkpoint seem corrupted") and "predictions" in message)
+
+
+@contextlib.contextmanager
+def _quiet_headless_warning():
+    hf_logger = logging.getLogger("transformers.modeling_utils")
+    quiet = _HeadlessBackboneFilter()
+    hf_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        hf_logger.removeFilter(quiet)
+
+
 def load_masked_lm(name: str, **kwargs):
-    """Load a masked LM from safetensors only; a missing MLM head is initialised (and logged)."""
-    return AutoModelForMaskedLM.from_pretrained(resolve(name), use_safetensors=True, **kwargs)
+    """Load a masked LM from safetensors only; a missing MLM head is initialised (transformers' load report says so)."""
+    with _quiet_headless_warning():
+        return AutoModelForMaskedLM.from_pretrained(resolve(name), use_safetensors=True, **kwargs)

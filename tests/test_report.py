@@ -31,3 +31,10 @@ def test_plots_and_readme_block(tmp_path):
     update_readme(readme, "NEW TABLE", files)
     text = readme.read_text()
     assert "old" not in text and "NEW TABLE" in text and text.startswith("intro") and text.endswith("after\n")
+
+
+def test_relation_runs_are_scored_by_f1_whatever_the_task_name():
+    run = {"task": "my_relations", "budget": "tiny", "config": "prompt", "seed": 0, "wall_seconds": 1.0,
+           "test": {"answer": {"accuracy": 0.9, "precision": 0.5, "recall": 0.3, "f1": 0.375}}}
+    row = table([run]).splitlines()[2]
+    assert "| 1 | 37.5 ± 0.0 |" in row
