@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 # [T] is the text; [T:name] another text field (e.g. the subject mention); [A] the answer; [C] a step.
+TEXT_TOKEN_LIMIT = 1024  # the main text is cut here before it is fitted to a prompt (bounds the work per input)
 _SLOT = re.compile(r"\[(T(?::(\w+))?|A|C)\]")
 
 
@@ -31,7 +32,8 @@ class Template:
 
     ``[C]`` holds a mask in Step I (the model writes the step) and the words of a step in Step II.
     Only text slots are truncated (the main ``[T]`` first, then fields such as ``[T:subj]``),
-    so the masks and the step always survive.
+    so the masks and the step always survive. The main text keeps its head, or, when it mentions the
+    other fields (a relation's subject and object), the tokens around those mentions.
     """
 
     def __init__(self, text: str):
@@ -63,12 +65,12 @@ class Template:
     def fields(self) -> set[str]:
         return {p.value for p in self.pieces if p.kind == "T"}
 
-    def text_ids(self, tokenizer, text: str, max_length: int) -> list[int]:
-        """Tokenize the main text once (cut at ``max_length`` tokens; ``encode`` fits it to the prompt)."""
+    def text_ids(self, tokenizer, text: str, limit: int = TEXT_TOKEN_LIMIT) -> list[int]:
+        """Tokenize the main text once (cut at ``limit`` tokens; ``encode`` fits it to the prompt)."""
         space = next(p.space for p in self.pieces if p.kind == "T" and p.value == "text")
         text = text.strip()
         text = (" " + text) if space else text
-        return tokenizer.encode(text, add_special_tokens=False, truncation=True, max_length=max_length)
+        return tokenizer.encode(text, add_special_tokens=False, truncation=True, max_length=limit)
 
     def encode(
         self,
@@ -135,10 +137,13 @@ class Template:
                 f"{max_length - room} tokens, and each text slot keeps at least one; shorten the step or raise max_length"
             )
         truncated = any(k < len(ids) for k, (kind, ids) in zip(keep, parts) if kind in _CUTTABLE)
+        mentions = [ids for kind, ids in parts if kind == "field"]
         body: list[int] = []
         answer_pos, step_pos = -1, []
         for k, (kind, ids) in zip(keep, parts):
-            if kind in _CUTTABLE:
+            if kind == "text":
+                ids = _window(ids, k, mentions)
+            elif kind == "field":
                 ids = ids[:k]
             if kind == "A":
                 answer_pos = len(body)
@@ -153,6 +158,35 @@ class Template:
 
 
 _CUTTABLE = ("text", "field")  # the main text, then the other text fields ([T:subj] ...); never a mask or a step
+
+
+def _find(ids: list[int], sub: list[int]) -> tuple[int, int] | None:
+    """The first ``(start, end)`` of ``sub`` in ``ids``."""
+    n = len(sub)
+    for i in range(len(ids) - n + 1) if n else ():
+        if ids[i : i + n] == sub:
+            return i, i + n
+    return None
+
+
+def _window(ids: list[int], k: int, mentions: list[list[int]]) -> list[int]:
+    """Keep ``k`` tokens of the text: its head, or the tokens around the mentions found in it, in one window when
+    they fit together, else one window per mention (the room shared equally)."""
+    if k >= len(ids):
+        return ids
+    spans = sorted({s for m in mentions if (s := _find(ids, m))})
+    if not spans:
+        return ids[:k]
+    lo, hi = spans[0][0], max(e for _, e in spans)
+    if hi - lo > k:
+        budgets = [k // len(spans) + (i < k % len(spans)) for i in range(len(spans))]
+    else:
+        spans, budgets = [(lo, hi)], [k]
+    kept: set[int] = set()
+    for (start, end), room in zip(spans, budgets):
+        first = min(max(start - (room - (end - start)) // 2, 0), len(ids) - room)
+        kept.update(range(first, first + room))
+    return [ids[i] for i in sorted(kept)]
 
 
 def _fit(lengths: list[int], kinds: list[str], room: int) -> list[int] | None:
