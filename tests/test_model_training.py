@@ -176,3 +176,13 @@ def test_mlm_warmup_trains_only_the_head(tiny_bert, toy_data):
     assert len(losses) == 8 and losses[-1] < losses[0]
     assert all(torch.equal(encoder[n], p) for n, p in model.masked_lm().base_model.named_parameters())
     assert any(not torch.equal(a, b) for a, b in zip(head, model.head_parameters()))
+
+
+def test_step_oracle_reads_errors_by_step(tiny_bert, toy_data, tmp_path):
+    from experiments.step_oracle import main as oracle_main
+    out = tmp_path / "run"
+    train_main(_train_args(tiny_bert, toy_data, out))
+    result = oracle_main(["--checkpoint", str(out / "best"), "--data", str(toy_data)])
+    assert result["examples"] == 24 and 0 <= result["errors_with_a_wrong_step"] <= result["errors"] <= 24
+    assert all(0 <= result[k] <= 1 for k in ("rectified", "direct", "gold_step_injected", "step_accuracy"))
+    assert result["errors"] == round((1 - result["rectified"]) * 24)
