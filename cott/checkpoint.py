@@ -59,8 +59,10 @@ def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str
             save_file(state, tmp / DELTA)
         model.tokenizer.save_pretrained(tmp)
         heads = {f"projection.{k}": v.contiguous().cpu() for k, v in model.projection.state_dict().items()}
-        if model.classifier is not None:
-            heads.update({f"classifier.{k}": v.contiguous().cpu() for k, v in model.classifier.state_dict().items()})
+        for name in ("classifier", "answer_soft", "step_soft"):
+            module = getattr(model, name)
+            if module is not None:
+                heads.update({f"{name}.{k}": v.contiguous().cpu() for k, v in module.state_dict().items()})
         save_file(heads, tmp / HEADS)
         config = {
             "format": FORMAT,
@@ -71,6 +73,7 @@ def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str
             "answer_verbalizer": model.answer.to_dict(),
             "step_verbalizer": model.step.to_dict() if model.step is not None else None,
             "proj_dim": model.projection[-1].out_features,
+            "soft_verbalizer": model.soft_verbalizer,
             "weights": weights,
             "weights_dtype": dtype,
         }
@@ -152,12 +155,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
         step,
         answer_head=config["answer_head"],
         proj_dim=config.get("proj_dim", 128),
+        soft_verbalizer=config.get("soft_verbalizer", False),
     )
     heads = _load_tensors(path / HEADS)
     try:
-        model.projection.load_state_dict({k[len("projection.") :]: v for k, v in heads.items() if k.startswith("projection.")})
-        if model.classifier is not None:
-            model.classifier.load_state_dict({k[len("classifier.") :]: v for k, v in heads.items() if k.startswith("classifier.")})
+        for name in ("projection", "classifier", "answer_soft", "step_soft"):
+            module = getattr(model, name)
+            if module is not None:
+                module.load_state_dict({k[len(name) + 1 :]: v for k, v in heads.items() if k.startswith(name + ".")})
     except RuntimeError as err:
         raise CheckpointError(f"{path / HEADS}: does not match {CONFIG} ({str(err).splitlines()[0]} ...)") from None
     model.to(device or "cpu").eval()

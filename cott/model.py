@@ -24,11 +24,28 @@ def _mlm_head_transform(mlm):
     raise NotImplementedError(f"CoTT does not know the MLM head layout of {type(mlm).__name__}")
 
 
+class SoftLabels(nn.Module):
+    """Trainable label vectors and biases added to a verbalizer's label-word scores (a soft verbalizer).
+
+    Zero at the start, so a model begins exactly at its label words; training moves each label away from
+    the mean of its words' (possibly frozen) embeddings, as a [CLS] classifier's free rows would.
+    """
+
+    def __init__(self, labels: int, hidden: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(labels, hidden))
+        self.bias = nn.Parameter(torch.zeros(labels))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.weight.T.to(z.dtype) + self.bias.to(z.dtype)
+
+
 class CoTTModel(nn.Module):
     """A masked LM that writes a step at ``[C]`` (Step I) and answers at ``[A]`` (Steps I and II).
 
     With ``answer_head="linear"`` and a template without ``[A]`` it is the fine-tuning baseline; with a
-    template without ``[C]`` it is single-step prompt tuning.
+    template without ``[C]`` it is single-step prompt tuning. With ``soft_verbalizer`` each verbalizer's
+    label scores gain trainable label vectors (``SoftLabels``); the words still fill the [C] slots.
     """
 
     def __init__(
@@ -40,6 +57,7 @@ class CoTTModel(nn.Module):
         step: Verbalizer | None = None,
         answer_head: str = "verbalizer",
         proj_dim: int = 128,
+        soft_verbalizer: bool = False,
     ):
         super().__init__()
         if template.num_step_slots and step is None:
@@ -57,6 +75,9 @@ class CoTTModel(nn.Module):
         self.classifier = nn.Linear(hidden, len(answer)) if answer_head == "linear" else None
         self.dropout = nn.Dropout(mlm.config.hidden_dropout_prob) if answer_head == "linear" else None
         self._transform = _mlm_head_transform(mlm)
+        soft = soft_verbalizer and answer_head == "verbalizer"
+        self.answer_soft = SoftLabels(len(answer), hidden) if soft else None
+        self.step_soft = SoftLabels(len(step), hidden) if soft_verbalizer and step is not None else None
         if answer_head == "verbalizer":
             self.register_buffer("answer_tokens", self.answer.token_ids, persistent=False)
             self.register_buffer("answer_weights", self.answer.weights, persistent=False)
@@ -93,23 +114,29 @@ class CoTTModel(nn.Module):
         body = self.masked_lm().base_model  # the encoder without the MLM head: hidden states only
         return body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    def _label_logits(self, h: torch.Tensor, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    @property
+    def soft_verbalizer(self) -> bool:
+        return self.answer_soft is not None or self.step_soft is not None
+
+    def _label_logits(self, h: torch.Tensor, tokens: torch.Tensor, weights: torch.Tensor,
+                      soft: SoftLabels | None) -> torch.Tensor:
         # Only the label words' rows of the decoder: never the full vocabulary.
         decoder = self.mlm.get_output_embeddings()
         z = self._transform(h)
         token_logits = z @ decoder.weight[tokens].T
         if decoder.bias is not None:
             token_logits = token_logits + decoder.bias[tokens]
-        return token_logits @ weights.T.to(token_logits.dtype)
+        logits = token_logits @ weights.T.to(token_logits.dtype)
+        return logits if soft is None else logits + soft(z)
 
     def answer_logits(self, h_answer: torch.Tensor) -> torch.Tensor:
         if self.classifier is not None:
             return self.classifier(self.dropout(h_answer))
-        return self._label_logits(h_answer, self.answer_tokens, self.answer_weights)
+        return self._label_logits(h_answer, self.answer_tokens, self.answer_weights, self.answer_soft)
 
     def step_logits(self, h_steps: torch.Tensor) -> torch.Tensor:
         """(N, slots, H) hidden states at the [C] masks -> (N, slots, step labels)."""
-        return self._label_logits(h_steps, self.step_tokens, self.step_weights)
+        return self._label_logits(h_steps, self.step_tokens, self.step_weights, self.step_soft)
 
     def forward(self, input_ids, attention_mask, answer_pos, step_pos=None, project: bool = False):
         """Answer logits, [A] hidden states, their projection g(h) if ``project``, and step logits at [C] masks."""

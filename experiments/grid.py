@@ -30,6 +30,8 @@ CONFIGS = {
     "cott + MLM warm-up": ["--method", "cott", *WARMUP],
     "cott + MLM warm-up w/o L_cc": ["--method", "cott", "--no-contrastive", *WARMUP],
     "cott + MLM warm-up Step I only": ["--method", "cott", "--step1-only", *WARMUP],
+    "prompt + MLM warm-up + soft verbalizer": ["--method", "prompt", "--soft-verbalizer", *WARMUP],
+    "cott + MLM warm-up + soft verbalizer": ["--method", "cott", "--soft-verbalizer", *WARMUP],
 }
 DEFAULT = ["finetune", "prompt + MLM warm-up", "cott + MLM warm-up", "cott + MLM warm-up w/o L_cc",
            "cott + MLM warm-up Step I only"]

@@ -10,8 +10,17 @@ from pathlib import Path
 
 ORDER = ["finetune", "prompt", "cott", "cott w/o rectification", "cott w/o L_cc", "cott Step I only",
          "prompt + MLM warm-up", "cott + MLM warm-up", "cott + MLM warm-up w/o rectification",
-         "cott + MLM warm-up w/o L_cc", "cott + MLM warm-up Step I only"]
-RECTIFIED = ("cott", "cott + MLM warm-up")  # runs that also yield their Step II reading (w/o rectification)
+         "cott + MLM warm-up w/o L_cc", "cott + MLM warm-up Step I only",
+         "prompt + MLM warm-up + soft verbalizer", "cott + MLM warm-up + soft verbalizer",
+         "cott + MLM warm-up + soft verbalizer w/o rectification"]
+# runs that also yield their Step II reading (w/o rectification)
+RECTIFIED = ("cott", "cott + MLM warm-up", "cott + MLM warm-up + soft verbalizer")
+
+
+def _ordered(configs) -> list[str]:
+    """Configs in ORDER; ones ORDER does not name follow, sorted, rather than vanishing from the report."""
+    rank = {c: i for i, c in enumerate(ORDER)}
+    return sorted(set(configs), key=lambda c: (rank.get(c, len(ORDER)), c))
 
 
 def _rows(records):
@@ -34,7 +43,7 @@ def table(records) -> str:
     lines = ["| task | budget | method | seeds | test answer score (mean ± sd) | step acc. | acc. @90% cov. | acc. @80% cov. | step sensitivity | wall s / run |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for task, budget in sorted({(t, b) for t, b, _ in groups}):
-        for config in ORDER:
+        for config in _ordered(c for t, b, c in groups if (t, b) == (task, budget)):
             items = groups.get((task, budget, config))
             if not items:
                 continue
@@ -68,7 +77,7 @@ def plots(records, out_dir: Path) -> list[Path]:
         groups[(r["task"], r["budget"], config)].append(100 * score)
     for task, budget in sorted({(t, b) for t, b, _ in groups}):
         stem = f"{task}_{_slug(budget)}"
-        configs = [c for c in ORDER if (task, budget, c) in groups]
+        configs = _ordered(c for t, b, c in groups if (t, b) == (task, budget))
         fig, ax = plt.subplots(figsize=(7, 3.4))
         means = [statistics.mean(groups[(task, budget, c)]) for c in configs]
         sds = [_mean_sd(groups[(task, budget, c)])[1] for c in configs]

@@ -186,3 +186,37 @@ def test_step_oracle_reads_errors_by_step(tiny_bert, toy_data, tmp_path):
     assert result["examples"] == 24 and 0 <= result["errors_with_a_wrong_step"] <= result["errors"] <= 24
     assert all(0 <= result[k] <= 1 for k in ("rectified", "direct", "gold_step_injected", "step_accuracy"))
     assert result["errors"] == round((1 - result["rectified"]) * 24)
+
+
+def test_soft_verbalizer_starts_at_the_label_words_trains_and_round_trips(tiny_bert, toy_data, tmp_path):
+    examples = load_jsonl(toy_data, "train")
+    steps, answers = label_sets(examples)
+    models = []
+    for soft in (False, True):
+        torch.manual_seed(0)
+        models.append(build_model(get_task("jsonl"), "cott", str(tiny_bert), steps, answers, soft_verbalizer=soft).eval())
+    words, soft = models
+    inputs = [e.fields for e in examples[:6]]
+    keys = ("p_answer", "p_steps", "p_answer_step", "p_rectified")
+    start, start_soft = reason(words, inputs), reason(soft, inputs)
+    assert all(torch.allclose(start[k], start_soft[k], atol=1e-6) for k in keys)
+
+    batch = TrainingBatcher(soft, 48)(examples[:16], random.Random(0))
+    opt = torch.optim.AdamW([*soft.answer_soft.parameters(), *soft.step_soft.parameters()], lr=1e-2)
+    soft.train()
+    for _ in range(3):
+        loss, _ = cott_loss(soft, batch, LossConfig())
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    soft.eval()
+    trained = reason(soft, inputs)
+    assert not torch.allclose(trained["p_answer"], start["p_answer"], atol=1e-4)
+    assert not torch.allclose(trained["p_steps"], start["p_steps"], atol=1e-4)
+
+    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 48}
+    save_checkpoint(soft, tmp_path / "ckpt", meta, weights="delta")
+    loaded, config = load_checkpoint(tmp_path / "ckpt")
+    assert config["soft_verbalizer"] is True
+    after = reason(loaded, inputs)
+    assert all(torch.allclose(trained[k], after[k], atol=1e-6) for k in keys)

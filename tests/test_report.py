@@ -38,3 +38,8 @@ def test_relation_runs_are_scored_by_f1_whatever_the_task_name():
            "test": {"answer": {"accuracy": 0.9, "precision": 0.5, "recall": 0.3, "f1": 0.375}}}
     row = table([run]).splitlines()[2]
     assert "| 1 | 37.5 ± 0.0 |" in row
+
+
+def test_a_config_the_report_does_not_know_still_gets_its_row_last():
+    rows = [line.split(" | ")[2] for line in table(RECORDS + [_record("my new idea", 0, 0.9)]).splitlines()[2:]]
+    assert rows == ["prompt", "cott", "cott w/o rectification", "my new idea"]

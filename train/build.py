@@ -11,7 +11,8 @@ METHODS = ("cott", "prompt", "finetune")
 
 
 def build_model(task: Task, method: str, backbone: str, steps: list[str], answers: list[str],
-                template: str | None = None, pooling: str = "mean", proj_dim: int = 128) -> CoTTModel:
+                template: str | None = None, pooling: str = "mean", proj_dim: int = 128,
+                soft_verbalizer: bool = False) -> CoTTModel:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     tokenizer = load_tokenizer(backbone)
@@ -19,7 +20,9 @@ def build_model(task: Task, method: str, backbone: str, steps: list[str], answer
     answer = Verbalizer(answers, {k: v for k, v in task.answer_words.items() if k in answers}, pooling)
     if method == "cott":
         step = Verbalizer(steps, {k: v for k, v in task.step_words.items() if k in steps}, pooling)
-        return CoTTModel(mlm, tokenizer, Template(template or task.template), answer, step, proj_dim=proj_dim)
+        return CoTTModel(mlm, tokenizer, Template(template or task.template), answer, step, proj_dim=proj_dim,
+                         soft_verbalizer=soft_verbalizer)
     if method == "prompt":
-        return CoTTModel(mlm, tokenizer, Template(template or task.prompt_template), answer, proj_dim=proj_dim)
+        return CoTTModel(mlm, tokenizer, Template(template or task.prompt_template), answer, proj_dim=proj_dim,
+                         soft_verbalizer=soft_verbalizer)
     return CoTTModel(mlm, tokenizer, Template(template or task.finetune_template), answer, answer_head="linear", proj_dim=proj_dim)

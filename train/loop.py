@@ -42,7 +42,8 @@ def run(args) -> dict:
     task = get_task(args.task)
     train = sample(task.loader(args.data, "train"), args.max_train_examples, args.seed)
     steps, answers = label_sets(train)
-    model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling)
+    model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling,
+                        soft_verbalizer=args.soft_verbalizer)
     val = sample(known_examples(model, task.loader(args.data, "val"), "val"), args.max_eval_examples, args.seed)
     logger.info("%s: %d train / %d val examples, %d steps, %d answers", task.name, len(train), len(val), len(steps), len(answers))
 
@@ -61,7 +62,7 @@ def run(args) -> dict:
         mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,
                    args.max_length, args.seed, progress=accelerator.is_main_process)
 
-    head_names = ("projection", "classifier", "mlm.cls", "mlm.lm_head")
+    head_names = ("projection", "classifier", "answer_soft", "step_soft", "mlm.cls", "mlm.lm_head")
     head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(head_names)]
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(head_names)]
     optimizer = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": head, "lr": args.head_lr}],
