@@ -12,11 +12,10 @@ import json
 import torch
 from tqdm.auto import tqdm
 
-from cott import metrics
 from cott.checkpoint import load_checkpoint
 from cott.inference import reason
 from cott.tasks import RELATION, get_task
-from train.evaluate import known_examples
+from train.evaluate import answer_scores, headline, known_examples
 
 
 def step_oracle(model, examples, kind: str, max_length: int, batch_size: int = 128) -> dict:
@@ -28,17 +27,16 @@ def step_oracle(model, examples, kind: str, max_length: int, batch_size: int = 1
             chunk = examples[i : i + batch_size]
             fields = [e.fields for e in chunk]
             r = reason(model, fields, None, max_length)
-            g = reason(model, fields, [model.step_phrase(tuple(e.step)) for e in chunk], max_length)
+            injected = [model.template.encode(model.tokenizer, e.fields, model.step_phrase(tuple(e.step)), max_length)
+                        for e in chunk]  # Step II alone with the gold step: Step I was read above
             gold += [labels.index(e.label) for e in chunk]
             rectified += r["p_rectified"].argmax(-1).tolist()
             direct += r["p_answer"].argmax(-1).tolist()
-            oracle += g["p_answer_step"].argmax(-1).tolist()
+            oracle += model(**model.collate(injected))["answer_logits"].argmax(-1).tolist()
             step_right += [known[s] == tuple(e.step) for s, e in zip(r["step_hat"].tolist(), chunk)]
 
     def score(pred):
-        if kind == RELATION:
-            return metrics.relation_scores([labels[y] for y in gold], [labels[p] for p in pred])["f1"]
-        return metrics.classification_scores(gold, pred, len(labels))["accuracy"]
+        return headline({"answer": answer_scores(gold, pred, labels, kind)}, kind)
 
     errors = [p != y for p, y in zip(rectified, gold)]
     return {

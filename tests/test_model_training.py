@@ -186,6 +186,11 @@ def test_step_oracle_reads_errors_by_step(tiny_bert, toy_data, tmp_path):
     assert result["examples"] == 24 and 0 <= result["errors_with_a_wrong_step"] <= result["errors"] <= 24
     assert all(0 <= result[k] <= 1 for k in ("rectified", "direct", "gold_step_injected", "step_accuracy"))
     assert result["errors"] == round((1 - result["rectified"]) * 24)
+    model, _ = load_checkpoint(out / "best")  # the oracle is Step II as inference runs it with the gold step forced
+    test = load_jsonl(toy_data, "test")
+    forced = reason(model, [e.fields for e in test], [model.step_phrase(tuple(e.step)) for e in test], 48)
+    right = [model.answer.labels[p] == e.label for p, e in zip(forced["p_answer_step"].argmax(-1).tolist(), test)]
+    assert result["gold_step_injected"] == pytest.approx(sum(right) / 24)
 
 
 def test_soft_verbalizer_starts_at_the_label_words_trains_and_round_trips(tiny_bert, toy_data, tmp_path):

@@ -57,10 +57,7 @@ def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128
     modes = [m for m in MODES if preds[m]]
     out = {"examples": len(examples), "answer_mode": answer_mode, "seconds": round(seconds, 2)}
     for m in modes:
-        if kind == RELATION:
-            out[m] = metrics.relation_scores([labels[g] for g in gold], [labels[p] for p in preds[m]])
-        else:
-            out[m] = metrics.classification_scores(gold, preds[m], len(labels))
+        out[m] = answer_scores(gold, preds[m], labels, kind)
     final = preds[answer_mode if answer_mode in modes else "direct"]
     out["answer"] = out[answer_mode if answer_mode in modes else "direct"]
     correct = [p == g for p, g in zip(final, gold)]
@@ -75,6 +72,13 @@ def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128
                 [labels[p] for p in final], [known[s][0] for s in step_hat], hierarchy
             )
     return out
+
+
+def answer_scores(gold: list[int], pred: list[int], labels: list[str], kind: str) -> dict:
+    """Classification accuracy and F1s, or relation micro P/R/F1 without ``no_relation``, from label indices."""
+    if kind == RELATION:
+        return metrics.relation_scores([labels[g] for g in gold], [labels[p] for p in pred])
+    return metrics.classification_scores(gold, pred, len(labels))
 
 
 def headline(result: dict, kind: str) -> float:
