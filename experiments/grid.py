@@ -18,23 +18,27 @@ import torch
 from train.__main__ import main as train_main
 
 # name -> extra training flags; "cott w/o rectification" is the cott run read in its Step II mode.
-# The first grid ran without the MLM warm-up (now the default); those names keep their meaning.
+# Earlier grids ran without the MLM warm-up and without the soft verbalizer (both now the defaults);
+# those names keep their meaning through explicit flags.
 NO_WARMUP, WARMUP = ["--mlm-warmup-steps", "0"], ["--mlm-warmup-steps", "100"]
+WORDS, SOFT = ["--no-soft-verbalizer"], ["--soft-verbalizer"]
 CONFIGS = {
     "finetune": ["--method", "finetune"],
-    "prompt": ["--method", "prompt", *NO_WARMUP],
-    "cott": ["--method", "cott", *NO_WARMUP],
-    "cott w/o L_cc": ["--method", "cott", "--no-contrastive", *NO_WARMUP],
-    "cott Step I only": ["--method", "cott", "--step1-only", *NO_WARMUP],
-    "prompt + MLM warm-up": ["--method", "prompt", *WARMUP],
-    "cott + MLM warm-up": ["--method", "cott", *WARMUP],
-    "cott + MLM warm-up w/o L_cc": ["--method", "cott", "--no-contrastive", *WARMUP],
-    "cott + MLM warm-up Step I only": ["--method", "cott", "--step1-only", *WARMUP],
-    "prompt + MLM warm-up + soft verbalizer": ["--method", "prompt", "--soft-verbalizer", *WARMUP],
-    "cott + MLM warm-up + soft verbalizer": ["--method", "cott", "--soft-verbalizer", *WARMUP],
+    "prompt": ["--method", "prompt", *NO_WARMUP, *WORDS],
+    "cott": ["--method", "cott", *NO_WARMUP, *WORDS],
+    "cott w/o L_cc": ["--method", "cott", "--no-contrastive", *NO_WARMUP, *WORDS],
+    "cott Step I only": ["--method", "cott", "--step1-only", *NO_WARMUP, *WORDS],
+    "prompt + MLM warm-up": ["--method", "prompt", *WARMUP, *WORDS],
+    "cott + MLM warm-up": ["--method", "cott", *WARMUP, *WORDS],
+    "cott + MLM warm-up w/o L_cc": ["--method", "cott", "--no-contrastive", *WARMUP, *WORDS],
+    "cott + MLM warm-up Step I only": ["--method", "cott", "--step1-only", *WARMUP, *WORDS],
+    "prompt + MLM warm-up + soft verbalizer": ["--method", "prompt", *WARMUP, *SOFT],
+    "cott + MLM warm-up + soft verbalizer": ["--method", "cott", *WARMUP, *SOFT],
+    "cott + MLM warm-up + soft verbalizer w/o L_cc": ["--method", "cott", "--no-contrastive", *WARMUP, *SOFT],
+    "cott + MLM warm-up + soft verbalizer Step I only": ["--method", "cott", "--step1-only", *WARMUP, *SOFT],
 }
-DEFAULT = ["finetune", "prompt + MLM warm-up", "cott + MLM warm-up", "cott + MLM warm-up w/o L_cc",
-           "cott + MLM warm-up Step I only"]
+DEFAULT = ["finetune", "prompt + MLM warm-up + soft verbalizer", "cott + MLM warm-up + soft verbalizer",
+           "cott + MLM warm-up + soft verbalizer w/o L_cc", "cott + MLM warm-up + soft verbalizer Step I only"]
 
 
 def main(argv=None):

@@ -12,7 +12,8 @@ ORDER = ["finetune", "prompt", "cott", "cott w/o rectification", "cott w/o L_cc"
          "prompt + MLM warm-up", "cott + MLM warm-up", "cott + MLM warm-up w/o rectification",
          "cott + MLM warm-up w/o L_cc", "cott + MLM warm-up Step I only",
          "prompt + MLM warm-up + soft verbalizer", "cott + MLM warm-up + soft verbalizer",
-         "cott + MLM warm-up + soft verbalizer w/o rectification"]
+         "cott + MLM warm-up + soft verbalizer w/o rectification", "cott + MLM warm-up + soft verbalizer w/o L_cc",
+         "cott + MLM warm-up + soft verbalizer Step I only"]
 # runs that also yield their Step II reading (w/o rectification)
 RECTIFIED = ("cott", "cott + MLM warm-up", "cott + MLM warm-up + soft verbalizer")
 

@@ -151,6 +151,7 @@ def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, t
     config = json.loads((out / "best" / "cott.json").read_text())
     assert config["metrics"]["test"]["examples"] == 24 and config["training"]["lambda_cc"] == 0.5
     assert config["training"]["command"].startswith("python -m train")
+    assert config["soft_verbalizer"] is True  # the default for prompt-based methods
     pipe = CoTTPipeline.from_pretrained(str(out / "best"))
     pred = pipe("i saw a cat today")
     assert pred.step in pipe.steps and 0 <= pred.step_prob <= 1

@@ -37,8 +37,9 @@ def parser() -> argparse.ArgumentParser:
     a("--no-rectification", action="store_true", help="ablation: answer with Step II only")
     a("--step1-only", action="store_true", help="ablation: no Step II at all; answer with p(y|x)")
     a("--pooling", default="mean", choices=["mean", "first"], help="pooling of a label word's sub-token logits")
-    a("--soft-verbalizer", action="store_true",
-      help="prompt-based methods: trainable label vectors added to the label words' scores (starting at zero)")
+    a("--soft-verbalizer", action=argparse.BooleanOptionalAction, default=True,
+      help="prompt-based methods: trainable label vectors added to the label words' scores, starting at zero "
+           "(with frozen embeddings the label words alone cannot move; see README results)")
     a("--max-length", type=int, default=128, help="tokens per prompt; only the text slot is cut")
     a("--max-train-examples", type=int, help="train on a seeded random subset (quick runs)")
     a("--max-eval-examples", type=int, help="validate on a seeded random subset")

@@ -12,7 +12,7 @@ METHODS = ("cott", "prompt", "finetune")
 
 def build_model(task: Task, method: str, backbone: str, steps: list[str], answers: list[str],
                 template: str | None = None, pooling: str = "mean", proj_dim: int = 128,
-                soft_verbalizer: bool = False) -> CoTTModel:
+                soft_verbalizer: bool = True) -> CoTTModel:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     tokenizer = load_tokenizer(backbone)
