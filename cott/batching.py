@@ -29,7 +29,7 @@ class TrainingBatcher:
         m, tpl, tok = self.model, self.model.template, self.model.tokenizer
         first, gold, cf, answers, steps = [], [], [], [], []
         for ex in examples:
-            ids = tpl.text_ids(tok, ex.fields["text"])
+            ids = tpl.text_ids(tok, ex.fields[tpl.main])
             first.append(tpl.encode(tok, ex.fields, None, self.max_length, ids))
             answers.append(m.answer.index(ex.label))
             if not m.num_step_slots:

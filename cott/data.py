@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .relation_input import mark_spans
+
 SPLITS = ("train", "val", "test")
 
 
@@ -205,10 +207,17 @@ def load_tacred(path: str | Path, split: str) -> list[Example]:
 
 
 def relation_example(tokens, spans, types=None, relation=None, meta=None) -> Example:
-    """An ``Example`` for a relation between two token spans (end inclusive, TACRED style)."""
+    """An ``Example`` for a relation between two token spans (end inclusive, TACRED style); its ``marked`` field
+    is the text with ``@ subject @`` and ``# object #``."""
     subj = " ".join(tokens[spans["subj_start"] : spans["subj_end"] + 1])
     obj = " ".join(tokens[spans["obj_start"] : spans["obj_end"] + 1])
-    return Example({"text": " ".join(tokens), "subj": subj, "obj": obj}, tuple(types) if types else None, relation, meta or {})
+    starts = [0]
+    for t in tokens:
+        starts.append(starts[-1] + len(t) + 1)  # character offsets in " ".join(tokens)
+    text = " ".join(tokens)
+    marked = mark_spans(text, *((starts[spans[f"{side}_start"]], starts[spans[f"{side}_end"] + 1] - 1) for side in ("subj", "obj")))
+    fields = {"text": text, "subj": subj, "obj": obj, "marked": marked}
+    return Example(fields, tuple(types) if types else None, relation, meta or {})
 
 
 # ---- generic JSON lines ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .data import relation_example
 from .inference import reason, sweep
-from .relation_input import parse_marked
+from .relation_input import mark_mentions, parse_marked
 from .tasks import RELATION
 
 MAX_CHARS = 100_000  # inputs beyond this are refused; the text slot is truncated to max_length anyway
@@ -108,6 +108,8 @@ class CoTTPipeline:
             if "token" in x:
                 return relation_example(x["token"], x).fields
             fields = {k: str(v) for k, v in x.items() if k in ("text", "subj", "obj")}
+            if self.kind == RELATION and fields.get("subj") and fields.get("obj"):
+                fields["marked"] = mark_mentions(fields.get("text", ""), fields["subj"], fields["obj"])
         elif isinstance(x, str):
             fields = parse_marked(x) if self.kind == RELATION else {"text": x}
         else:

@@ -23,9 +23,11 @@ class Task:
     description: str = ""
 
 
-_RELATION_TEMPLATE = '[T] The [C] " [T:subj] " and the [C] " [T:obj] " : " [T:subj] " [A] " [T:obj] " .'
-_RELATION_PROMPT = '[T] " [T:subj] " [A] " [T:obj] " .'
-_RELATION_FINETUNE = '[T] " [T:subj] " " [T:obj] " .'  # the classifier must see which pair it classifies
+# [T:marked]: the sentence with "@ subject @" and "# object #" (untyped markers), so every method sees where the
+# pair is in the sentence; checkpoints trained before the markers keep their recorded "[T] ..." templates.
+_RELATION_TEMPLATE = '[T:marked] The [C] " [T:subj] " and the [C] " [T:obj] " : " [T:subj] " [A] " [T:obj] " .'
+_RELATION_PROMPT = '[T:marked] " [T:subj] " [A] " [T:obj] " .'
+_RELATION_FINETUNE = '[T:marked] " [T:subj] " " [T:obj] " .'  # the classifier must see which pair it classifies
 _CONLL04_TYPES = {"Peop": "person", "Loc": "location", "Org": "organization", "Other": "other"}
 _CONLL04_RELATIONS = {
     "Work_For": "works for",

@@ -5,7 +5,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-# [T] is the text; [T:name] another text field (e.g. the subject mention); [A] the answer; [C] a step.
+from .relation_input import OBJ_MARK, SUBJ_MARK
+
+# [T] is the text; [T:marked] the text with a relation's mentions marked (see relation_input); [T:name] another
+# text field (e.g. the subject mention); [A] the answer; [C] a step.
+MAIN_FIELDS = ("text", "marked")  # a template has exactly one of these: the main text, the slot that is cut first
+MARKS = {"subj": SUBJ_MARK, "obj": OBJ_MARK}  # how [T:marked] marks the mentions of these fields
 TEXT_TOKEN_LIMIT = 1024  # the main text is cut here before it is fitted to a prompt (bounds the work per input)
 _SLOT = re.compile(r"\[(T(?::(\w+))?|A|C)\]")
 
@@ -42,8 +47,10 @@ class Template:
         kinds = [p.kind for p in self.pieces]
         if kinds.count("A") > 1:
             raise ValueError(f"template must have at most one [A] slot: {text!r}")
-        if "T" not in kinds or not any(p.kind == "T" and p.value == "text" for p in self.pieces):
-            raise ValueError(f"template must have a [T] text slot: {text!r}")
+        mains = [p for p in self.pieces if p.kind == "T" and p.value in MAIN_FIELDS]
+        if len(mains) != 1:
+            raise ValueError(f"template must have exactly one main text slot, [T] or [T:marked]: {text!r}")
+        self.main = mains[0].value  # the field that fills the main text slot
         self.num_step_slots = kinds.count("C")
         self._cache: dict[tuple, list[int]] = {}  # literal and step pieces, tokenized once
 
@@ -67,7 +74,7 @@ class Template:
 
     def text_ids(self, tokenizer, text: str, limit: int = TEXT_TOKEN_LIMIT) -> list[int]:
         """Tokenize the main text once (cut at ``limit`` tokens; ``encode`` fits it to the prompt)."""
-        space = next(p.space for p in self.pieces if p.kind == "T" and p.value == "text")
+        space = next(p.space for p in self.pieces if p.kind == "T" and p.value == self.main)
         text = text.strip()
         text = (" " + text) if space else text
         return tokenizer.encode(text, add_special_tokens=False, truncation=True, max_length=limit)
@@ -86,7 +93,7 @@ class Template:
         """
         if step is not None and len(step) != self.num_step_slots:
             raise ValueError(f"template has {self.num_step_slots} [C] slot(s), step has {len(step)} part(s)")
-        missing = self.fields() - set(fields) - ({"text"} if text_ids is not None else set())
+        missing = self.fields() - set(fields) - ({self.main} if text_ids is not None else set())
         if missing:
             raise ValueError(f"missing text field(s) for the template: {sorted(missing)}")
 
@@ -112,10 +119,10 @@ class Template:
                 lead = p.value[:1].isspace()
                 parts.append(("lit", cached(p.value, lead)))
             elif p.kind == "T":
-                if p.value == "text" and text_ids is not None:
+                if p.value == self.main and text_ids is not None:
                     parts.append(("text", list(text_ids)))
                 else:
-                    parts.append(("text" if p.value == "text" else "field", tok(fields[p.value], p.space)))
+                    parts.append(("text" if p.value == self.main else "field", tok(fields[p.value], p.space)))
             elif p.kind == "A":
                 parts.append(("A", [tokenizer.mask_token_id]))
             else:
@@ -137,7 +144,11 @@ class Template:
                 f"{max_length - room} tokens, and each text slot keeps at least one; shorten the step or raise max_length"
             )
         truncated = any(k < len(ids) for k, (kind, ids) in zip(keep, parts) if kind in _CUTTABLE)
-        mentions = [ids for kind, ids in parts if kind == "field"]
+        if self.main == "marked":  # look for the marked mentions ("@ subject @"), never an unmarked repeat of them
+            marked = [f"{mark} {fields[name].strip()} {mark}" for name, mark in MARKS.items() if name in fields]
+            mentions = [tok(m, space) for m in marked for space in (True, False)]
+        else:
+            mentions = [ids for kind, ids in parts if kind == "field"]
         body: list[int] = []
         answer_pos, step_pos = -1, []
         for k, (kind, ids) in zip(keep, parts):

@@ -42,9 +42,10 @@ def test_tacred_json_and_jsonl(tmp_path):
     (tmp_path / "train.json").write_text(json.dumps([_tacred_row()]))
     (tmp_path / "test.jsonl").write_text(json.dumps(_tacred_row(obj_end=4)) + "\n")
     ex = load_tacred(tmp_path, "train")[0]
-    assert ex.fields == {"text": "Ada works for Acme .", "subj": "Ada", "obj": "Acme"}
+    assert ex.fields == {"text": "Ada works for Acme .", "subj": "Ada", "obj": "Acme", "marked": "@ Ada @ works for # Acme # ."}
     assert ex.step == ("Peop", "Org") and ex.label == "Work_For"
     assert load_tacred(tmp_path, "test")[0].fields["obj"] == "Acme ."
+    assert load_tacred(tmp_path, "test")[0].fields["marked"] == "@ Ada @ works for # Acme . #"
     with pytest.raises(DataError, match="no val file"):
         load_tacred(tmp_path, "val")
 

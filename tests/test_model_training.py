@@ -27,7 +27,7 @@ def _model(backbone, data, method="cott"):
 def test_every_method_sees_the_entity_pair_of_a_relation(tiny_bert, method):
     """A baseline that reads only the sentence cannot tell its pairs apart (CoNLL04 has several per sentence)."""
     model = build_model(get_task("conll04"), method, str(tiny_bert), ["Peop", "Org"], ["Work_For", "no_relation"])
-    assert {"text", "subj", "obj"} <= model.template.fields()
+    assert {"marked", "subj", "obj"} <= model.template.fields() and model.template.main == "marked"
 
 
 @pytest.mark.parametrize("backbone", ["tiny_bert", "tiny_roberta"])

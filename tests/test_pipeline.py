@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from cott import CoTTPipeline, get_task, save_checkpoint
-from cott.data import load_jsonl
-from cott.relation_input import parse_marked
+from cott.data import load_jsonl, relation_example
+from cott.relation_input import mark_mentions, parse_marked
 from cott.tasks import label_sets
 from train.build import build_model
 
@@ -75,10 +75,23 @@ def test_top_k_marginal(pipe):
 
 def test_marked_relation_inputs():
     assert parse_marked("[[Ada Lovelace]] works for {{Acme}} .") == {
-        "text": "Ada Lovelace works for Acme .", "subj": "Ada Lovelace", "obj": "Acme"}
+        "text": "Ada Lovelace works for Acme .", "subj": "Ada Lovelace", "obj": "Acme",
+        "marked": "@ Ada Lovelace @ works for # Acme # ."}
     for bad, msg in [("Ada works for Acme", "no subject"), ("[[Ada]] works for Acme", "no object"),
                      ("[[Ada]] and [[Bob]] work for {{Acme}}", "exactly once"),
                      ("[[Ada {{works]] for}}", "overlap or are nested"), ("[[ ]] works for {{Acme}}", "empty"),
                      ("]]Ada[[ works for {{Acme}}", "closed before")]:
         with pytest.raises(ValueError, match=msg):
             parse_marked(bad)
+
+
+def test_every_relation_input_marks_the_same_mentions():
+    """Training (TACRED spans), the app ([[subject]] {{object}}) and plain dicts give one marked text."""
+    tokens = "Bob met Ada ; Ada works for Acme .".split()
+    spans = {"subj_start": 2, "subj_end": 2, "obj_start": 7, "obj_end": 7}
+    want = "Bob met @ Ada @ ; Ada works for # Acme # ."
+    assert relation_example(tokens, spans).fields["marked"] == want
+    assert parse_marked("Bob met [[Ada]] ; Ada works for {{Acme}} .")["marked"] == want
+    assert mark_mentions(" ".join(tokens), "Ada", "Acme") == want  # a dict input: the first occurrences
+    assert mark_mentions("Ada met Ada .", "Ada", "Ada") == "@ Ada @ met # Ada # ."  # the object avoids the subject
+    assert mark_mentions("Ada works .", "Ada", "Zed") == "@ Ada @ works ."  # a mention not in the text stays unmarked
