@@ -77,8 +77,25 @@ def test_long_text_keeps_the_tokens_around_the_subject_and_object(tokenizer, bef
     assert same.input_ids == enc.input_ids  # pre-tokenized text (training) gives the prompt inference gives
 
 
+@pytest.mark.parametrize("subject_first", [True, False])
+def test_marked_text_keeps_the_marked_mentions_not_an_earlier_repeat(tokenizer, subject_first):
+    """[T:marked] reads the sentence with "@ subject @" and "# object #"; cut, it keeps those, with their marks."""
+    tpl = Template('[T:marked] " [T:subj] " [A] " [T:obj] " .')
+    filler = lambda n: " ".join(["house"] * n)  # noqa: E731
+    pair = "@ ada @ hired # acme #" if subject_first else "# acme # hired @ ada @"
+    marked = f"ada acme {filler(60)} {pair} {filler(60)}"  # an unmarked repeat of the mentions comes first
+    fields = {"text": marked.replace("@ ", "").replace("# ", ""), "subj": "ada", "obj": "acme", "marked": marked}
+    enc = tpl.encode(tokenizer, fields, None, 32)
+    squeeze = lambda ids: tokenizer.decode(ids).replace(" ", "")  # noqa: E731
+    assert enc.truncated and len(enc.input_ids) == 32
+    assert squeeze(tokenizer.encode(" " + pair, add_special_tokens=False)) in squeeze(enc.input_ids[1 : enc.answer_pos])
+    assert tpl.encode(tokenizer, fields, None, 32, tpl.text_ids(tokenizer, marked)).input_ids == enc.input_ids
+    with pytest.raises(ValueError, match="exactly one main text slot"):
+        Template('[T] [T:marked] [A]')
+
+
 def test_bad_templates_are_refused():
-    with pytest.raises(ValueError, match="\\[T\\]"):
+    with pytest.raises(ValueError, match="main text slot"):
         Template("The area is [A].")
     with pytest.raises(ValueError, match="at most one"):
         Template("[T] [A] [A]")
