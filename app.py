@@ -249,7 +249,10 @@ def card_markdown(m: Model) -> str:
     out = [f"## {esc(m.name)}", m.description, "", "| | |", "|---|---|"]
     out += [f"| {k} | {esc(v)} |" for k, v in rows if v is not None]
     template = str(c.get("template", "")).replace("`", "'")
-    out += ["", "**Template** ([T] text, [C] step slot, [A] answer slot):", "```", template, "```"]
+    slots = "[T] text, "
+    if "[T:marked]" in template:
+        slots = "[T:marked] the sentence with @ subject @ and # object # marked, [T:subj]/[T:obj] the mentions, "
+    out += ["", f"**Template** ({slots}[C] step slot, [A] answer slot):", "```", template, "```"]
     for title, key in (("Metrics", "metrics"), ("Training", "training")):
         value = c.get(key)
         out += ["", f"**{title}**"]
