@@ -25,13 +25,26 @@ def classification_scores(gold: Sequence[int], pred: Sequence[int], num_labels: 
 def relation_scores(gold: Sequence[str], pred: Sequence[str], negative: str = NO_RELATION) -> dict[str, float]:
     """TACRED-style micro precision, recall and F1 over relations other than ``no_relation``."""
     correct = sum(1 for g, p in zip(gold, pred) if g == p and g != negative)
-    guessed = sum(1 for p in pred if p != negative)
-    actual = sum(1 for g in gold if g != negative)
+    scores = _prf(correct, sum(1 for p in pred if p != negative), sum(1 for g in gold if g != negative))
+    accuracy = sum(1 for g, p in zip(gold, pred) if g == p) / len(gold) if gold else 0.0
+    return scores | {"accuracy": accuracy}
+
+
+def _prf(correct: int, guessed: int, actual: int) -> dict[str, float]:
     precision = correct / guessed if guessed else 0.0
     recall = correct / actual if actual else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    accuracy = sum(1 for g, p in zip(gold, pred) if g == p) / len(gold) if gold else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy}
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def relation_scores_per_label(gold: Sequence[str], pred: Sequence[str], negative: str = NO_RELATION) -> dict[str, dict]:
+    """Precision, recall, F1 and gold count of each relation other than ``no_relation``: where the errors are."""
+    out = {}
+    for label in sorted((set(gold) | set(pred)) - {negative}):
+        correct = sum(1 for g, p in zip(gold, pred) if g == p == label)
+        actual = sum(1 for g in gold if g == label)
+        out[label] = _prf(correct, sum(1 for p in pred if p == label), actual) | {"support": actual}
+    return out
 
 
 def accuracy_at_coverage(correct: Sequence[bool], confidence: Sequence[float], coverages=(1.0, 0.9, 0.8, 0.7, 0.5)) -> dict[str, float]:

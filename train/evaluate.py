@@ -61,6 +61,8 @@ def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128
     final = preds[answer_mode if answer_mode in modes else "direct"]
     out["answer"] = out[answer_mode if answer_mode in modes else "direct"]
     correct = [p == g for p, g in zip(final, gold)]
+    if kind == RELATION:
+        out["per_relation"] = metrics.relation_scores_per_label([labels[g] for g in gold], [labels[p] for p in final])
     if known:
         out["step_accuracy"] = sum(int(s == g) for s, g in zip(step_hat, gold_steps)) / len(examples)
         out["accuracy_at_coverage"] = metrics.accuracy_at_coverage(correct, p_step_hat)
@@ -129,6 +131,8 @@ def summary(result: dict, kind: str) -> str:
     for k in ("step_accuracy", "step_sensitivity", "inconsistency_rate"):
         if k in result:
             lines.append(f"  {k} {result[k]:.4f}")
+    for label, s in result.get("per_relation", {}).items():
+        lines.append(f"  {label:12s} precision {s['precision']:.4f}  recall {s['recall']:.4f}  f1 {s['f1']:.4f}  gold {s['support']}")
     if "accuracy_at_coverage" in result:
         lines.append("  accuracy at coverage " + "  ".join(f"{c}: {a:.4f}" for c, a in result["accuracy_at_coverage"].items()))
     return "\n".join(lines)
