@@ -37,19 +37,26 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(resolve(name))
 
 
-class _HeadlessBackboneFilter(logging.Filter):
+class _LoadReportFilter(logging.Filter):
     """Drop transformers' "checkpoint seem corrupted" warning about the MLM head's bias, which is expected for an
-    encoder shipped without an MLM head (MiniLM): the bias is created, tied and trained with the task."""
+    encoder shipped without an MLM head (MiniLM): the bias is created, tied and trained with the task. With
+    ``load_report=False``, drop the load report too (a checkpoint is about to supply the weights it calls missing)."""
+
+    def __init__(self, load_report: bool):
+        super().__init__()
+        self.load_report = load_report
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("This checkpoint seem corrupted") and "predictions" in message)
+        if message.startswith("This checkpoint seem corrupted") and "predictions" in message:
+            return False
+        return self.load_report or "LOAD REPORT" not in message
 
 
 @contextlib.contextmanager
-def _quiet_headless_warning():
+def _filtered_load_logs(load_report: bool):
     hf_logger = logging.getLogger("transformers.modeling_utils")
-    quiet = _HeadlessBackboneFilter()
+    quiet = _LoadReportFilter(load_report)
     hf_logger.addFilter(quiet)
     try:
         yield
@@ -59,5 +66,14 @@ def _quiet_headless_warning():
 
 def load_masked_lm(name: str, **kwargs):
     """Load a masked LM from safetensors only; a missing MLM head is initialised (transformers' load report says so)."""
-    with _quiet_headless_warning():
+    with _filtered_load_logs(load_report=True):
         return AutoModelForMaskedLM.from_pretrained(resolve(name), use_safetensors=True, **kwargs)
+
+
+def load_base_for_delta(name: str):
+    """The backbone a delta checkpoint applies to, and the names of its parameters that the backbone lacks (a fresh
+    MLM head), which the delta must supply; no load report, since they are about to be overwritten."""
+    with _filtered_load_logs(load_report=False):
+        mlm, info = AutoModelForMaskedLM.from_pretrained(resolve(name), use_safetensors=True, output_loading_info=True)
+    params = {n for n, _ in mlm.named_parameters()}
+    return mlm, set(info["missing_keys"]) & params

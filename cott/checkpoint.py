@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from .backbones import load_masked_lm
+from .backbones import load_base_for_delta
 from .model import CoTTModel
 from .template import Template
 from .verbalizer import Verbalizer
@@ -133,7 +133,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
         mlm = AutoModelForMaskedLM.from_pretrained(path, use_safetensors=True)
     elif config["weights"] == "delta":
         delta = _load_tensors(path / DELTA)
-        mlm = load_masked_lm(config["backbone"])
+        mlm, fresh = load_base_for_delta(config["backbone"])
+        if fresh - delta.keys():
+            raise CheckpointError(f"{path / DELTA}: lacks {sorted(fresh - delta.keys())}, which the backbone "
+                                  f"{config['backbone']!r} does not have either: the checkpoint is incomplete")
         params = dict(mlm.named_parameters())
         for name, tensor in delta.items():
             if name not in params:

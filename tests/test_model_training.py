@@ -4,7 +4,7 @@ import random
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from cott import CheckpointError, CoTTPipeline, get_task, load_checkpoint, save_checkpoint
 from cott.batching import TrainingBatcher
@@ -226,3 +226,24 @@ def test_soft_verbalizer_starts_at_the_label_words_trains_and_round_trips(tiny_b
     assert config["soft_verbalizer"] is True
     after = reason(loaded, inputs)
     assert all(torch.allclose(trained[k], after[k], atol=1e-6) for k in keys)
+
+
+def test_delta_checkpoint_over_a_headless_backbone_loads_quietly_and_needs_its_head(tiny_bert, toy_data, tmp_path, caplog):
+    """Over an encoder without an MLM head (MiniLM) the delta supplies the head: loading it prints no "newly
+    initialized" report, and a delta without the head is refused rather than run with a random one."""
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    headless = tmp_path / "headless"
+    BertForMaskedLM.from_pretrained(tiny_bert).bert.save_pretrained(headless)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(headless)
+    model, examples = _model(headless, toy_data)
+    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(headless), "max_length": 48}
+    ckpt = save_checkpoint(model, tmp_path / "ckpt", meta, weights="delta")
+    caplog.clear()  # building the model above reported its fresh head, as it should
+    with caplog.at_level("WARNING", logger="transformers"):
+        load_checkpoint(ckpt)
+    assert "LOAD REPORT" not in caplog.text
+    delta = load_file(ckpt / "delta.safetensors")
+    save_file({k: v for k, v in delta.items() if not k.startswith("cls.predictions.transform")}, ckpt / "delta.safetensors")
+    with pytest.raises(CheckpointError, match="lacks .*cls.predictions.transform.*incomplete"):
+        load_checkpoint(ckpt)
