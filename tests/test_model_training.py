@@ -247,3 +247,17 @@ def test_delta_checkpoint_over_a_headless_backbone_loads_quietly_and_needs_its_h
     save_file({k: v for k, v in delta.items() if not k.startswith("cls.predictions.transform")}, ckpt / "delta.safetensors")
     with pytest.raises(CheckpointError, match="lacks .*cls.predictions.transform.*incomplete"):
         load_checkpoint(ckpt)
+
+
+def test_evaluate_cli_reads_a_checkpoint_at_its_own_or_a_given_max_length(tiny_bert, toy_data, tmp_path):
+    from train.evaluate import main as evaluate_main
+
+    ckpt = _saved(tiny_bert, toy_data, tmp_path)  # trained at max length 48
+    own = evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--output", str(tmp_path / "own.json")])
+    short = evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "16",
+                           "--output", str(tmp_path / "short.json")])
+    assert own["max_length"] == 48 and short["max_length"] == 16
+    assert json.loads((tmp_path / "short.json").read_text())["max_length"] == 16
+    assert own["examples"] == short["examples"] == 24
+    with pytest.raises(ValueError, match="max_length=12 is too short"):  # the given length reaches the prompts
+        evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "12"])

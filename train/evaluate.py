@@ -95,6 +95,8 @@ def main(argv=None):
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--task", help="task name (default: the checkpoint's)")
     p.add_argument("--max-examples", type=int, default=None, help="evaluate a fixed random sample (seed 0) of N examples")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per prompt (default: the checkpoint's training max length)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top-k", type=int, default=3, help="steps in the exact top-k marginal")
     p.add_argument("--output", help="where to write the metrics JSON (default: CHECKPOINT/metrics_SPLIT.json)")
@@ -107,9 +109,10 @@ def main(argv=None):
     task = get_task(args.task or config["task"])
     examples = known_examples(model, task.loader(args.data, args.split), args.split)
     examples = sample(examples, args.max_examples)
-    result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), config.get("max_length", 128),
+    max_length = args.max_length or config.get("max_length", 128)
+    result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), max_length,
                       args.batch_size, args.top_k, config.get("hierarchy"))
-    result.update(split=args.split, data=str(args.data), device=device)
+    result.update(split=args.split, data=str(args.data), device=device, max_length=max_length)
     out = Path(args.output or Path(args.checkpoint) / f"metrics_{args.split}.json")
     out.write_text(json.dumps(result, indent=2))
     if args.record is not None:
