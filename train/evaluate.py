@@ -103,6 +103,8 @@ def main(argv=None):
     p.add_argument("--record", nargs="?", const="", default=None, metavar="NAME",
                    help="also store the metrics in the checkpoint's cott.json, under NAME (default: the split)")
     args = p.parse_args(argv)
+    if args.max_length is not None and args.max_length < 1:
+        p.error("--max-length must be a positive number of tokens")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, config = load_checkpoint(args.checkpoint, device)
