@@ -64,16 +64,16 @@ def _filtered_load_logs(load_report: bool):
         hf_logger.removeFilter(quiet)
 
 
-def load_masked_lm(name: str, **kwargs):
-    """Load a masked LM from safetensors only; a missing MLM head is initialised (transformers' load report says so)."""
-    with _filtered_load_logs(load_report=True):
+def load_masked_lm(name: str, load_report: bool = True, **kwargs):
+    """Load a masked LM from safetensors only; a missing MLM head is initialised (transformers' load report says so,
+    unless ``load_report=False``)."""
+    with _filtered_load_logs(load_report):
         return AutoModelForMaskedLM.from_pretrained(resolve(name), use_safetensors=True, **kwargs)
 
 
 def load_base_for_delta(name: str):
     """The backbone a delta checkpoint applies to, and the names of its parameters that the backbone lacks (a fresh
     MLM head), which the delta must supply; no load report, since they are about to be overwritten."""
-    with _filtered_load_logs(load_report=False):
-        mlm, info = AutoModelForMaskedLM.from_pretrained(resolve(name), use_safetensors=True, output_loading_info=True)
+    mlm, info = load_masked_lm(name, load_report=False, output_loading_info=True)
     params = {n for n, _ in mlm.named_parameters()}
     return mlm, set(info["missing_keys"]) & params

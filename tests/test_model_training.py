@@ -5,6 +5,7 @@ import random
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, BertForMaskedLM
 
 from cott import CheckpointError, CoTTPipeline, get_task, load_checkpoint, save_checkpoint
 from cott.batching import TrainingBatcher
@@ -14,6 +15,7 @@ from cott.losses import LossConfig, cott_loss
 from cott.tasks import label_sets
 from train.__main__ import main as train_main
 from train.build import build_model
+from train.evaluate import main as evaluate_main
 
 
 def _model(backbone, data, method="cott"):
@@ -231,8 +233,6 @@ def test_soft_verbalizer_starts_at_the_label_words_trains_and_round_trips(tiny_b
 def test_delta_checkpoint_over_a_headless_backbone_loads_quietly_and_needs_its_head(tiny_bert, toy_data, tmp_path, caplog):
     """Over an encoder without an MLM head (MiniLM) the delta supplies the head: loading it prints no "newly
     initialized" report, and a delta without the head is refused rather than run with a random one."""
-    from transformers import AutoTokenizer, BertForMaskedLM
-
     headless = tmp_path / "headless"
     BertForMaskedLM.from_pretrained(tiny_bert).bert.save_pretrained(headless)
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(headless)
@@ -250,8 +250,6 @@ def test_delta_checkpoint_over_a_headless_backbone_loads_quietly_and_needs_its_h
 
 
 def test_evaluate_cli_reads_a_checkpoint_at_its_own_or_a_given_max_length(tiny_bert, toy_data, tmp_path):
-    from train.evaluate import main as evaluate_main
-
     ckpt = _saved(tiny_bert, toy_data, tmp_path)  # trained at max length 48
     own = evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--output", str(tmp_path / "own.json")])
     short = evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "16",
