@@ -14,6 +14,7 @@ from cott.inference import reason
 from cott.losses import LossConfig, cott_loss
 from cott.tasks import label_sets
 from train.__main__ import main as train_main
+from experiments.prompt_lengths import main as prompt_lengths_main
 from train.build import build_model
 from train.evaluate import main as evaluate_main
 
@@ -261,3 +262,11 @@ def test_evaluate_cli_reads_a_checkpoint_at_its_own_or_a_given_max_length(tiny_b
         evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "12"])
     with pytest.raises(SystemExit):  # argparse error, not a silent fall-back to the default
         evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "0"])
+
+
+def test_prompt_lengths_counts_the_prompts_a_max_length_cuts(tiny_bert, toy_data, tmp_path):
+    ckpt = _saved(tiny_bert, toy_data, tmp_path)
+    own = prompt_lengths_main(["--checkpoint", str(ckpt), "--data", str(toy_data)])
+    assert own["examples"] == 24 and own["max_length"] == 48 and own["cut"] == 0.0
+    tight = prompt_lengths_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", str(own["median_tokens"])])
+    assert 0.0 < tight["cut"] < 1.0  # the longer half is cut
