@@ -270,3 +270,20 @@ def test_prompt_lengths_counts_the_prompts_a_max_length_cuts(tiny_bert, toy_data
     assert own["examples"] == 24 and own["max_length"] == 48 and own["cut"] == 0.0
     tight = prompt_lengths_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", str(own["median_tokens"])])
     assert 0.0 < tight["cut"] < 1.0  # the longer half is cut
+
+
+def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy_data, tmp_path):
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "parent", "--epochs", "1"))
+    parent = tmp_path / "parent" / "best"
+    # learning rates 0: the continued model must be exactly the parent (no fresh head, no MLM warm-up)
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "child", "--epochs", "1", "--init-from", str(parent),
+                           "--lr", "0", "--head-lr", "0", "--model", "unused-alias"))
+    child = tmp_path / "child" / "best"
+    a = CoTTPipeline.from_pretrained(str(parent))("a big red bus")
+    b = CoTTPipeline.from_pretrained(str(child))("a big red bus")
+    assert a.step == b.step and torch.allclose(torch.tensor(a.p_rectified), torch.tensor(b.p_rectified), atol=1e-5)
+    config, parent_config = (json.loads((p / "cott.json").read_text()) for p in (child, parent))
+    assert config["backbone"] == parent_config["backbone"] == str(tiny_bert)
+    assert config["init_from"]["training"]["command"] == parent_config["training"]["command"]
+    with pytest.raises(ValueError, match="cannot continue as 'jsonl' 'prompt'"):
+        train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))

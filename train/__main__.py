@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     a("--mlm-warmup-steps", type=int, default=100,
       help="prompt-based methods: masked-LM warm-up steps of the MLM head on the training texts before task training "
            "(MiniLM ships no MLM head; see README results); 0 turns it off")
+    a("--init-from", metavar="CHECKPOINT",
+      help="continue training this checkpoint (same task and method; its backbone, template and heads) with a fresh "
+           "optimizer and schedule; no MLM warm-up")
     a("--freeze-embeddings", action="store_true", help="freeze word embeddings (and the tied decoder)")
     a("--lora-r", type=int, default=0, help="train LoRA adapters of this rank instead of the whole backbone")
     a("--save-weights", default="full", choices=["full", "delta"], help="delta: only trained tensors (compact)")
@@ -66,6 +69,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.lora_r and args.save_weights == "delta":
         parser().error("--lora-r saves merged full weights; use --save-weights full")
+    if args.init_from and (args.template or args.lora_r):
+        parser().error("--init-from keeps the checkpoint's template and weights; drop --template and --lora-r")
     args.output_dir = args.output_dir or f"runs/{args.task}-{args.method}-seed{args.seed}"
     args.command = "python -m train " + " ".join(shlex.quote(x) for x in argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cott.backbones import load_masked_lm, load_tokenizer
+from cott.checkpoint import load_checkpoint
 from cott.model import CoTTModel
 from cott.tasks import Task
 from cott.template import Template
@@ -26,3 +27,18 @@ def build_model(task: Task, method: str, backbone: str, steps: list[str], answer
         return CoTTModel(mlm, tokenizer, Template(template or task.prompt_template), answer, proj_dim=proj_dim,
                          soft_verbalizer=soft_verbalizer)
     return CoTTModel(mlm, tokenizer, Template(template or task.finetune_template), answer, answer_head="linear", proj_dim=proj_dim)
+
+
+def model_from_checkpoint(path: str, task: Task, method: str, steps: list[str], answers: list[str]) -> tuple[CoTTModel, dict]:
+    """Continue training a checkpoint of the same task and method; returns the model and the checkpoint's config."""
+    model, config = load_checkpoint(path)
+    if config.get("task") != task.name or config.get("method") != method:
+        raise ValueError(f"--init-from {path}: a {config.get('task')!r} {config.get('method')!r} checkpoint cannot "
+                         f"continue as {task.name!r} {method!r}")
+    unknown = set(answers) - set(model.answer.labels)
+    if model.step is not None:
+        unknown |= set(steps) - set(model.step.labels)
+    if unknown:
+        raise ValueError(f"--init-from {path}: the training data has labels the checkpoint lacks: {sorted(unknown)[:5]}")
+    model.train()
+    return model, config

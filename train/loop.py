@@ -19,7 +19,7 @@ from cott.data import sample
 from cott.losses import LossConfig, cott_loss
 from cott.tasks import get_task, hierarchy, label_sets
 
-from .build import build_model
+from .build import build_model, model_from_checkpoint
 from .evaluate import evaluate, headline, known_examples, summary
 from .state import load_state, save_state
 from .warmup import mlm_warmup
@@ -42,8 +42,13 @@ def run(args) -> dict:
     task = get_task(args.task)
     train = sample(task.loader(args.data, "train"), args.max_train_examples, args.seed)
     steps, answers = label_sets(train)
-    model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling,
-                        soft_verbalizer=args.soft_verbalizer)
+    parent = None
+    if args.init_from:
+        model, parent = model_from_checkpoint(args.init_from, task, args.method, steps, answers)
+        args.model = parent["backbone"]
+    else:
+        model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling,
+                            soft_verbalizer=args.soft_verbalizer)
     val = sample(known_examples(model, task.loader(args.data, "val"), "val"), args.max_eval_examples, args.seed)
     logger.info("%s: %d train / %d val examples, %d steps, %d answers", task.name, len(train), len(val), len(steps), len(answers))
 
@@ -58,7 +63,7 @@ def run(args) -> dict:
     model.to(accelerator.device)
     state_dir, best_dir = out_dir / "state", out_dir / "best"
     resuming = args.resume and (state_dir / "state.json").exists()
-    if args.mlm_warmup_steps and args.method != "finetune" and not resuming:  # a resumed state holds the warmed head
+    if args.mlm_warmup_steps and args.method != "finetune" and not resuming and parent is None:  # a resumed state holds the warmed head
         mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,
                    args.max_length, args.seed, progress=accelerator.is_main_process)
 
@@ -82,6 +87,9 @@ def run(args) -> dict:
     }
     if task.kind == "classification":
         meta["hierarchy"] = hierarchy(train)
+    if parent is not None:  # the weights' history: what trained the checkpoint this run continues
+        meta["init_from"] = {"path": args.init_from, "training": parent.get("training"),
+                             "val": parent.get("metrics", {}).get("val")}
 
     info = {"step": 0, "best": -1.0, "best_step": 0, "history": []}
     if resuming:
