@@ -287,3 +287,15 @@ def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy
     assert config["init_from"]["training"]["command"] == parent_config["training"]["command"]
     with pytest.raises(ValueError, match="cannot continue as 'jsonl' 'prompt'"):
         train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))
+
+
+def test_evaluate_cli_writes_a_slice_or_a_record_beside_the_full_reading(tiny_bert, toy_data, tmp_path):
+    ckpt = _saved(tiny_bert, toy_data, tmp_path)
+    full = evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--split", "test"])
+    evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--split", "test", "--max-examples", "8"])
+    evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--split", "test", "--max-examples", "8",
+                   "--record", "regression"])
+    assert json.loads((ckpt / "metrics_test.json").read_text())["examples"] == full["examples"] == 24
+    assert json.loads((ckpt / "metrics_test_8.json").read_text())["examples"] == 8
+    assert json.loads((ckpt / "metrics_regression.json").read_text())["examples"] == 8
+    assert json.loads((ckpt / "cott.json").read_text())["metrics"]["regression"]["examples"] == 8

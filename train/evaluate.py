@@ -99,7 +99,8 @@ def main(argv=None):
                    help="tokens per prompt (default: the checkpoint's training max length)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top-k", type=int, default=3, help="steps in the exact top-k marginal")
-    p.add_argument("--output", help="where to write the metrics JSON (default: CHECKPOINT/metrics_SPLIT.json)")
+    p.add_argument("--output", help="where to write the metrics JSON (default: CHECKPOINT/metrics_NAME.json, NAME "
+                                    "the --record name, else the split and, with --max-examples, the slice size)")
     p.add_argument("--record", nargs="?", const="", default=None, metavar="NAME",
                    help="also store the metrics in the checkpoint's cott.json, under NAME (default: the split)")
     args = p.parse_args(argv)
@@ -115,7 +116,8 @@ def main(argv=None):
     result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), max_length,
                       args.batch_size, args.top_k, config.get("hierarchy"))
     result.update(split=args.split, data=str(args.data), device=device, max_length=max_length)
-    out = Path(args.output or Path(args.checkpoint) / f"metrics_{args.split}.json")
+    name = args.record or (f"{args.split}_{args.max_examples}" if args.max_examples else args.split)
+    out = Path(args.output or Path(args.checkpoint) / f"metrics_{name}.json")  # a slice never clobbers a full reading
     out.write_text(json.dumps(result, indent=2))
     if args.record is not None:
         cfg_file = Path(args.checkpoint) / CONFIG
