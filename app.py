@@ -263,6 +263,12 @@ def card_markdown(m: Model) -> str:
                 out.append(f"| {esc(k)} | {esc(v)} |")
         else:
             out.append(": none recorded" if not value else f": {esc(value)}")
+    parent = c.get("init_from")
+    if isinstance(parent, dict):  # trained further from another checkpoint: show what trained that one
+        command = (parent.get("training") or {}).get("command", "not recorded")
+        lines = [f"# {parent.get('path')}", str(command)]
+        out += ["", "**Continued from** (the checkpoint this one was trained further from, and its command):", "```",
+                *(line.replace("`", "'") for line in lines), "```"]
     return "\n".join(out)
 
 

@@ -239,3 +239,13 @@ def test_examples_file_is_well_formed():
     assert len(data["clinc150"]) >= 5 and len(data["conll04"]) >= 5
     for text in data["conll04"]:
         assert text.count("[[") == text.count("]]") == text.count("{{") == text.count("}}") == 1
+
+
+def test_about_card_shows_the_history_of_a_continued_checkpoint():
+    parent = {"path": "runs/a/best", "training": {"command": "python -m train --task x <b>"}}
+    card = {"task": "x", "training": {"command": "python -m train --init-from runs/a/best"}, "init_from": parent}
+    pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
+    text = app.card_markdown(app.Model("m", "spec", pipe=pipe, card=card))
+    fenced = text.split("**Continued from**")[1].split("```")[1]  # literal inside a code block, which escapes HTML
+    assert fenced.split("\n")[1:3] == ["# runs/a/best", "python -m train --task x <b>"]
+    assert "Continued from" not in app.card_markdown(app.Model("m", "spec", pipe=pipe, card={"task": "x"}))
