@@ -285,6 +285,10 @@ def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy
     config, parent_config = (json.loads((p / "cott.json").read_text()) for p in (child, parent))
     assert config["backbone"] == parent_config["backbone"] == str(tiny_bert)
     assert config["init_from"]["training"]["command"] == parent_config["training"]["command"]
+    assert config["training"]["mlm_warmup_steps"] == 0 < parent_config["training"]["mlm_warmup_steps"]
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "grandchild", "--epochs", "1", "--init-from", str(child)))
+    chain = json.loads((tmp_path / "grandchild" / "best" / "cott.json").read_text())["init_from"]
+    assert chain["path"] == str(child) and chain["init_from"]["path"] == str(parent)
     with pytest.raises(ValueError, match="cannot continue as 'jsonl' 'prompt'"):
         train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))
 

@@ -45,7 +45,7 @@ def run(args) -> dict:
     parent = None
     if args.init_from:
         model, parent = model_from_checkpoint(args.init_from, task, args.method, steps, answers)
-        args.model = parent["backbone"]
+        args.model, args.mlm_warmup_steps = parent["backbone"], 0  # recorded as run: the parent's head is kept
     else:
         model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling,
                             soft_verbalizer=args.soft_verbalizer)
@@ -63,7 +63,7 @@ def run(args) -> dict:
     model.to(accelerator.device)
     state_dir, best_dir = out_dir / "state", out_dir / "best"
     resuming = args.resume and (state_dir / "state.json").exists()
-    if args.mlm_warmup_steps and args.method != "finetune" and not resuming and parent is None:  # a resumed state holds the warmed head
+    if args.mlm_warmup_steps and args.method != "finetune" and not resuming:  # a resumed state holds the warmed head
         mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,
                    args.max_length, args.seed, progress=accelerator.is_main_process)
 
@@ -90,6 +90,8 @@ def run(args) -> dict:
     if parent is not None:  # the weights' history: what trained the checkpoint this run continues
         meta["init_from"] = {"path": args.init_from, "training": parent.get("training"),
                              "val": parent.get("metrics", {}).get("val")}
+        if "init_from" in parent:  # a chain of continuations keeps every link
+            meta["init_from"]["init_from"] = parent["init_from"]
 
     info = {"step": 0, "best": -1.0, "best_step": 0, "history": []}
     if resuming:
