@@ -88,6 +88,14 @@ def headline(result: dict, kind: str) -> float:
     return result["answer"]["f1" if kind == RELATION else "accuracy"]
 
 
+def max_length_arg(value: str) -> int:
+    """argparse type of ``--max-length``: a positive number of tokens (0 must not fall back to a default)."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be a positive number of tokens")
+    return n
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (a run's best/ folder)")
@@ -95,7 +103,7 @@ def main(argv=None):
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--task", help="task name (default: the checkpoint's)")
     p.add_argument("--max-examples", type=int, default=None, help="evaluate a fixed random sample (seed 0) of N examples")
-    p.add_argument("--max-length", type=int, default=None,
+    p.add_argument("--max-length", type=max_length_arg, default=None,
                    help="tokens per prompt (default: the checkpoint's training max length)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top-k", type=int, default=3, help="steps in the exact top-k marginal")
@@ -104,8 +112,6 @@ def main(argv=None):
     p.add_argument("--record", nargs="?", const="", default=None, metavar="NAME",
                    help="also store the metrics in the checkpoint's cott.json, under NAME (default: the split)")
     args = p.parse_args(argv)
-    if args.max_length is not None and args.max_length < 1:
-        p.error("--max-length must be a positive number of tokens")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, config = load_checkpoint(args.checkpoint, device)
