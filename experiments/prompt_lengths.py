@@ -10,6 +10,7 @@ import json
 
 from cott.checkpoint import load_checkpoint
 from cott.tasks import get_task
+from train.evaluate import max_length_arg
 
 UNLIMITED = 1_000_000
 
@@ -24,11 +25,13 @@ def main(argv=None):
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's training max length")
+    p.add_argument("--max-length", type=max_length_arg, default=None, help="default: the checkpoint's training max length")
     args = p.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint)
     limit = args.max_length or config["max_length"]
     lengths = sorted(prompt_lengths(model, get_task(config["task"]).loader(args.data, args.split)))
+    if not lengths:
+        p.error(f"{args.data}: no {args.split} examples")
     out = {"split": args.split, "examples": len(lengths), "max_length": limit,
            "cut": sum(n > limit for n in lengths) / len(lengths), "median_tokens": lengths[len(lengths) // 2],
            "max_tokens": lengths[-1]}

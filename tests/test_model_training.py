@@ -270,6 +270,8 @@ def test_prompt_lengths_counts_the_prompts_a_max_length_cuts(tiny_bert, toy_data
     assert own["examples"] == 24 and own["max_length"] == 48 and own["cut"] == 0.0
     tight = prompt_lengths_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", str(own["median_tokens"])])
     assert 0.0 < tight["cut"] < 1.0  # the longer half is cut
+    with pytest.raises(SystemExit):  # argparse error, not a silent fall-back to the checkpoint's length
+        prompt_lengths_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "0"])
 
 
 def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy_data, tmp_path):
