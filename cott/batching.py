@@ -9,6 +9,11 @@ import torch
 from .data import Example
 
 
+def prompt_lengths(model, examples: Sequence[Example], max_length: int) -> list[int]:
+    """Token count of each example's Step I prompt (masks in ``[C]``) as encoded under ``max_length``."""
+    return [len(model.template.encode(model.tokenizer, e.fields, None, max_length).input_ids) for e in examples]
+
+
 class TrainingBatcher:
     """Turns examples into one tensor batch with rows [Step I | Step II gold | Step II counterfactual].
 

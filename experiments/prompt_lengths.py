@@ -8,16 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from cott.batching import prompt_lengths
 from cott.checkpoint import load_checkpoint
 from cott.tasks import get_task
 from train.evaluate import max_length_arg
 
 UNLIMITED = 1_000_000
-
-
-def prompt_lengths(model, examples) -> list[int]:
-    """Token count of each example's uncut Step I prompt."""
-    return [len(model.template.encode(model.tokenizer, e.fields, None, UNLIMITED).input_ids) for e in examples]
 
 
 def main(argv=None):
@@ -29,7 +25,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint)
     limit = args.max_length or config["max_length"]
-    lengths = sorted(prompt_lengths(model, get_task(config["task"]).loader(args.data, args.split)))
+    lengths = sorted(prompt_lengths(model, get_task(config["task"]).loader(args.data, args.split), UNLIMITED))
     if not lengths:
         p.error(f"{args.data}: no {args.split} examples")
     out = {"split": args.split, "examples": len(lengths), "max_length": limit,

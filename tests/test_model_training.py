@@ -16,6 +16,7 @@ from cott.tasks import label_sets
 from train.__main__ import main as train_main
 from experiments.prompt_lengths import main as prompt_lengths_main
 from train.build import build_model
+from train.evaluate import evaluate
 from train.evaluate import main as evaluate_main
 
 
@@ -134,12 +135,13 @@ def _trained_weights(out):
     return load_file(out / "state" / "model.safetensors")
 
 
-def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, tmp_path):
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "straight"))
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--stop-after-steps", "4"))
+@pytest.mark.parametrize("order", [[], ["--group-by-length"]])
+def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, tmp_path, order):
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "straight", *order))
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--stop-after-steps", "4", *order))
     partial = json.loads((tmp_path / "resumed" / "state" / "state.json").read_text())
     assert partial["info"]["step"] == 4
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--resume"))
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--resume", *order))
     a, b = _trained_weights(tmp_path / "straight"), _trained_weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
     for k in a:
@@ -305,3 +307,17 @@ def test_evaluate_cli_writes_a_slice_or_a_record_beside_the_full_reading(tiny_be
     assert json.loads((ckpt / "metrics_test_8.json").read_text())["examples"] == 8
     assert json.loads((ckpt / "metrics_regression.json").read_text())["examples"] == 8
     assert json.loads((ckpt / "cott.json").read_text())["metrics"]["regression"]["examples"] == 8
+
+
+def test_evaluate_scores_each_example_against_its_own_gold_whatever_the_batching(tiny_bert, toy_data, tmp_path):
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "run", "--epochs", "8"))
+    model, config = load_checkpoint(tmp_path / "run" / "best")
+    examples = load_jsonl(toy_data, "test")
+    assert len({len(e.fields["text"]) for e in examples}) > 1  # evaluate batches them by length: a new order
+    res = evaluate(model, examples, "classification", "rectified", 48, batch_size=5, top_k=1, progress=False)
+    one = [reason(model, [e.fields], None, 48) for e in examples]  # one at a time, in the given order
+    right = [r["p_rectified"].argmax(-1).item() == model.answer.index(e.label) for r, e in zip(one, examples)]
+    steps = [model.known_steps()[r["step_hat"].item()] == tuple(e.step) for r, e in zip(one, examples)]
+    assert 0 < sum(right) < len(examples)  # neither all right nor all wrong: a misaligned gold would show
+    assert res["rectified"]["accuracy"] == pytest.approx(sum(right) / len(examples))
+    assert res["step_accuracy"] == pytest.approx(sum(steps) / len(examples))

@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
       help="prompt-based methods: trainable label vectors added to the label words' scores, starting at zero "
            "(with frozen embeddings the label words alone cannot move; see README results)")
     a("--max-length", type=int, default=128, help="tokens per prompt; only the text slot is cut")
+    a("--group-by-length", action="store_true",
+      help="batch examples of similar prompt length (transformers' length-grouped order): less padding, faster "
+           "steps; a different example order than without it")
     a("--max-train-examples", type=int, help="train on a seeded random subset (quick runs)")
     a("--max-eval-examples", type=int, help="validate on a seeded random subset")
     a("--max-test-examples", type=int, help="test on the first N test examples (with --eval-test)")

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cott import metrics
+from cott.batching import prompt_lengths
 from cott.checkpoint import CONFIG, load_checkpoint
 from cott.data import sample
 from cott.inference import reason
@@ -34,6 +35,8 @@ def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128
              top_k: int = 3, hierarchy: dict | None = None, progress: bool = True) -> dict:
     """All metrics of METHOD.md for ``examples``; ``answer_mode`` names the mode the model answers with."""
     labels = model.answer.labels
+    lengths = prompt_lengths(model, examples, max_length)  # batches of similar lengths pad less; metrics ignore order
+    examples = [e for _, e in sorted(zip(lengths, examples), key=lambda pair: pair[0])]
     gold = [labels.index(e.label) for e in examples]
     known = model.known_steps()
     preds = {m: [] for m in MODES}

@@ -12,8 +12,9 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from cott.batching import TrainingBatcher
+from cott.batching import TrainingBatcher, prompt_lengths
 from cott.checkpoint import save_checkpoint
 from cott.data import sample
 from cott.losses import LossConfig, cott_loss
@@ -111,6 +112,7 @@ def run(args) -> dict:
         logger.info("step %d: val %.4f (best %.4f at step %d)", info["step"], score, info["best"], info["best_step"])
         core.train()
 
+    lengths = prompt_lengths(core, train, args.max_length) if args.group_by_length else None
     eval_every = args.eval_every or per_epoch
     bar = tqdm(total=total, initial=info["step"], desc=f"train {args.method}", disable=not accelerator.is_main_process)
     start = time.perf_counter()
@@ -118,7 +120,11 @@ def run(args) -> dict:
     stopped = False
     while info["step"] < total and not stopped:
         epoch, skip = divmod(info["step"], per_epoch)
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed * 1000 + epoch)).tolist()
+        shuffle = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        if lengths:  # batches of similar lengths pad less: same examples per epoch, fewer tokens per step
+            order = get_length_grouped_indices(lengths, args.batch_size, generator=shuffle)
+        else:
+            order = torch.randperm(len(train), generator=shuffle).tolist()
         for b in range(skip, per_epoch):
             # Randomness keyed by (seed, step), so a resumed run repeats an uninterrupted one exactly.
             torch.manual_seed(args.seed * 1_000_003 + info["step"])
