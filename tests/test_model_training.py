@@ -295,6 +295,12 @@ def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy
     assert chain["path"] == str(child) and chain["init_from"]["path"] == str(parent)
     with pytest.raises(ValueError, match="cannot continue as 'jsonl' 'prompt'"):
         train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))
+    # the verbalizers cannot change: the checkpoint's own settings are accepted, others refused, never ignored
+    train_main(_train_args(tiny_bert, toy_data, tmp_path / "same", "--epochs", "1", "--init-from", str(parent),
+                           "--soft-verbalizer", "--pooling", "mean", "--stop-after-steps", "1"))
+    for name, flag in (("--soft-verbalizer=True", ["--no-soft-verbalizer"]), ("--pooling='mean'", ["--pooling", "first"])):
+        with pytest.raises(ValueError, match=f"trained with {name}"):
+            train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), *flag))
 
 
 def test_evaluate_cli_writes_a_slice_or_a_record_beside_the_full_reading(tiny_bert, toy_data, tmp_path):

@@ -36,10 +36,10 @@ def parser() -> argparse.ArgumentParser:
     a("--no-contrastive", action="store_true", help="ablation: no counterfactual contrastive loss")
     a("--no-rectification", action="store_true", help="ablation: answer with Step II only")
     a("--step1-only", action="store_true", help="ablation: no Step II at all; answer with p(y|x)")
-    a("--pooling", default="mean", choices=["mean", "first"], help="pooling of a label word's sub-token logits")
-    a("--soft-verbalizer", action=argparse.BooleanOptionalAction, default=True,
+    a("--pooling", choices=["mean", "first"], help="pooling of a label word's sub-token logits (default mean)")
+    a("--soft-verbalizer", action=argparse.BooleanOptionalAction,
       help="prompt-based methods: trainable label vectors added to the label words' scores, starting at zero "
-           "(with frozen embeddings the label words alone cannot move; see README results)")
+           "(default on; with frozen embeddings the label words alone cannot move; see README results)")
     a("--max-length", type=int, default=128, help="tokens per prompt; only the text slot is cut")
     a("--group-by-length", action="store_true",
       help="batch examples of similar prompt length (transformers' length-grouped order): less padding, faster "
@@ -74,6 +74,9 @@ def main(argv=None):
         parser().error("--lora-r saves merged full weights; use --save-weights full")
     if args.init_from and (args.template or args.lora_r):
         parser().error("--init-from keeps the checkpoint's template and weights; drop --template and --lora-r")
+    if not args.init_from:  # a continued checkpoint keeps its own (a differing explicit choice is refused)
+        args.pooling = args.pooling or "mean"
+        args.soft_verbalizer = True if args.soft_verbalizer is None else args.soft_verbalizer
     args.output_dir = args.output_dir or f"runs/{args.task}-{args.method}-seed{args.seed}"
     args.command = "python -m train " + " ".join(shlex.quote(x) for x in argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -29,12 +29,21 @@ def build_model(task: Task, method: str, backbone: str, steps: list[str], answer
     return CoTTModel(mlm, tokenizer, Template(template or task.finetune_template), answer, answer_head="linear", proj_dim=proj_dim)
 
 
-def model_from_checkpoint(path: str, task: Task, method: str, steps: list[str], answers: list[str]) -> tuple[CoTTModel, dict]:
-    """Continue training a checkpoint of the same task and method; returns the model and the checkpoint's config."""
+def model_from_checkpoint(path: str, task: Task, method: str, steps: list[str], answers: list[str],
+                          pooling: str | None = None, soft_verbalizer: bool | None = None) -> tuple[CoTTModel, dict]:
+    """Continue training a checkpoint of the same task and method; returns the model and the checkpoint's config.
+
+    ``pooling`` and ``soft_verbalizer``, when given, must be the checkpoint's own: its verbalizers cannot change.
+    """
     model, config = load_checkpoint(path)
     if config.get("task") != task.name or config.get("method") != method:
         raise ValueError(f"--init-from {path}: a {config.get('task')!r} {config.get('method')!r} checkpoint cannot "
                          f"continue as {task.name!r} {method!r}")
+    for flag, asked, own in (("--pooling", pooling, model.answer.pooling),
+                             ("--soft-verbalizer", soft_verbalizer, model.soft_verbalizer)):
+        if asked is not None and asked != own:
+            raise ValueError(f"--init-from {path}: the checkpoint was trained with {flag}={own!r}, not {asked!r}; "
+                             f"drop {flag} to keep its own")
     unknown = set(answers) - set(model.answer.labels)
     if model.step is not None:
         unknown |= set(steps) - set(model.step.labels)

@@ -45,8 +45,10 @@ def run(args) -> dict:
     steps, answers = label_sets(train)
     parent = None
     if args.init_from:
-        model, parent = model_from_checkpoint(args.init_from, task, args.method, steps, answers)
+        model, parent = model_from_checkpoint(args.init_from, task, args.method, steps, answers, args.pooling,
+                                              args.soft_verbalizer)
         args.model, args.mlm_warmup_steps = parent["backbone"], 0  # recorded as run: the parent's head is kept
+        args.pooling, args.soft_verbalizer = model.answer.pooling, model.soft_verbalizer
     else:
         model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling,
                             soft_verbalizer=args.soft_verbalizer)
