@@ -264,6 +264,11 @@ def test_evaluate_cli_reads_a_checkpoint_at_its_own_or_a_given_max_length(tiny_b
         evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "12"])
     with pytest.raises(SystemExit):  # argparse error, not a silent fall-back to the default
         evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "0"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "test.jsonl").write_text("")
+    with pytest.raises(SystemExit):  # a clear argparse error, not a KeyError from the metrics
+        evaluate_main(["--checkpoint", str(ckpt), "--data", str(empty)])
 
 
 def test_prompt_lengths_counts_the_prompts_a_max_length_cuts(tiny_bert, toy_data, tmp_path):

@@ -34,6 +34,8 @@ def known_examples(model, examples, split: str):
 def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128, batch_size: int = 64,
              top_k: int = 3, hierarchy: dict | None = None, progress: bool = True) -> dict:
     """All metrics of METHOD.md for ``examples``; ``answer_mode`` names the mode the model answers with."""
+    if not examples:
+        raise ValueError("no examples to evaluate")
     labels = model.answer.labels
     lengths = prompt_lengths(model, examples, max_length)  # batches of similar lengths pad less; metrics ignore order
     examples = [e for _, e in sorted(zip(lengths, examples), key=lambda pair: pair[0])]
@@ -121,6 +123,8 @@ def main(argv=None):
     task = get_task(args.task or config["task"])
     examples = known_examples(model, task.loader(args.data, args.split), args.split)
     examples = sample(examples, args.max_examples)
+    if not examples:
+        p.error(f"{args.data}: no {args.split} examples to evaluate (none, or none with labels the checkpoint knows)")
     max_length = args.max_length or config.get("max_length", 128)
     result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), max_length,
                       args.batch_size, args.top_k, config.get("hierarchy"))
