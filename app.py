@@ -269,6 +269,14 @@ def card_markdown(m: Model) -> str:
         lines = [f"# {parent.get('path')}", str(command)]
         out += ["", "**Continued from** (the checkpoint this one was trained further from, and its command):", "```",
                 *(line.replace("`", "'") for line in lines), "```"]
+    ingredients = c.get("ingredients")
+    if isinstance(ingredients, list):  # a weight average (experiments.soup): what trained each ingredient
+        lines = []
+        for i in ingredients:
+            lines += [f"# {i.get('path')} ({'kept' if i.get('kept') else 'left out'})",
+                      str((i.get("training") or {}).get("command", "not recorded"))]
+        out += ["", "**Weight average of** (the checkpoints tried, in order, and their commands):", "```",
+                *(line.replace("`", "'") for line in lines), "```"]
     return "\n".join(out)
 
 

@@ -249,3 +249,13 @@ def test_about_card_shows_the_history_of_a_continued_checkpoint():
     fenced = text.split("**Continued from**")[1].split("```")[1]  # literal inside a code block, which escapes HTML
     assert fenced.split("\n")[1:3] == ["# runs/a/best", "python -m train --task x <b>"]
     assert "Continued from" not in app.card_markdown(app.Model("m", "spec", pipe=pipe, card={"task": "x"}))
+
+
+def test_about_card_lists_the_ingredients_of_a_weight_average():
+    ingredients = [{"path": "runs/a/best", "kept": True, "training": {"command": "python -m train <a>"}},
+                   {"path": "runs/b/best", "kept": False, "training": {"command": "python -m train --seed 1"}}]
+    card = {"task": "x", "training": {"command": "python -m experiments.soup"}, "ingredients": ingredients}
+    pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
+    fenced = app.card_markdown(app.Model("m", "spec", pipe=pipe, card=card)).split("**Weight average of**")[1].split("```")[1]
+    assert fenced.split("\n")[1:5] == ["# runs/a/best (kept)", "python -m train <a>", "# runs/b/best (left out)",
+                                       "python -m train --seed 1"]

@@ -298,6 +298,8 @@ def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy
     train_main(_train_args(tiny_bert, toy_data, tmp_path / "grandchild", "--epochs", "1", "--init-from", str(child)))
     chain = json.loads((tmp_path / "grandchild" / "best" / "cott.json").read_text())["init_from"]
     assert chain["path"] == str(child) and chain["init_from"]["path"] == str(parent)
+    card = CoTTPipeline.from_pretrained(str(tmp_path / "grandchild" / "best")).card()  # what the app's About tab shows
+    assert card["init_from"]["init_from"]["path"] == str(parent)
     with pytest.raises(ValueError, match="cannot continue as 'jsonl' 'prompt'"):
         train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))
     # the verbalizers cannot change: the checkpoint's own settings are accepted, others refused, never ignored
