@@ -14,6 +14,12 @@ def prompt_lengths(model, examples: Sequence[Example], max_length: int) -> list[
     return [len(model.template.encode(model.tokenizer, e.fields, None, max_length).input_ids) for e in examples]
 
 
+def by_prompt_length(model, examples: Sequence[Example], max_length: int) -> list[Example]:
+    """``examples`` shortest prompt first (stable): batches of similar lengths pad less, for order-free scoring."""
+    lengths = prompt_lengths(model, examples, max_length)
+    return [e for _, e in sorted(zip(lengths, examples), key=lambda pair: pair[0])]
+
+
 class TrainingBatcher:
     """Turns examples into one tensor batch with rows [Step I | Step II gold | Step II counterfactual].
 

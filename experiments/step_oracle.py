@@ -12,6 +12,7 @@ import json
 import torch
 from tqdm.auto import tqdm
 
+from cott.batching import by_prompt_length
 from cott.checkpoint import load_checkpoint
 from cott.inference import reason
 from cott.tasks import RELATION, get_task
@@ -21,6 +22,7 @@ from train.evaluate import answer_scores, headline, known_examples
 def step_oracle(model, examples, kind: str, max_length: int, batch_size: int = 128) -> dict:
     """Scores of the rectified answer, of p(y|x), and of Step II with the gold step; error counts by step."""
     labels, known = model.answer.labels, model.known_steps()
+    examples = by_prompt_length(model, examples, max_length)
     gold, rectified, direct, oracle, step_right = [], [], [], [], []
     with torch.no_grad():
         for i in tqdm(range(0, len(examples), batch_size), desc="step oracle", leave=False):

@@ -334,3 +334,11 @@ def test_evaluate_scores_each_example_against_its_own_gold_whatever_the_batching
     assert 0 < sum(right) < len(examples)  # neither all right nor all wrong: a misaligned gold would show
     assert res["rectified"]["accuracy"] == pytest.approx(sum(right) / len(examples))
     assert res["step_accuracy"] == pytest.approx(sum(steps) / len(examples))
+
+
+@pytest.mark.parametrize("bad", ["0", "-5"])
+def test_train_refuses_a_max_length_that_is_not_positive(tiny_bert, toy_data, tmp_path, bad, capsys):
+    with pytest.raises(SystemExit):  # at the command line, before any model is built
+        train_main(_train_args(tiny_bert, toy_data, tmp_path / "run", "--max-length", bad))
+    assert "--max-length: must be a positive number of tokens" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

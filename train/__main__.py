@@ -10,6 +10,7 @@ import sys
 from cott.tasks import TASKS
 
 from .build import METHODS
+from .evaluate import max_length_arg
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     a("--soft-verbalizer", action=argparse.BooleanOptionalAction,
       help="prompt-based methods: trainable label vectors added to the label words' scores, starting at zero "
            "(default on; with frozen embeddings the label words alone cannot move; see README results)")
-    a("--max-length", type=int, default=128, help="tokens per prompt; only the text slot is cut")
+    a("--max-length", type=max_length_arg, default=128, help="tokens per prompt; only the text slot is cut")
     a("--group-by-length", action="store_true",
       help="batch examples of similar prompt length (transformers' length-grouped order): less padding, faster "
            "steps; a different example order than without it")

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cott import metrics
-from cott.batching import prompt_lengths
+from cott.batching import by_prompt_length
 from cott.checkpoint import CONFIG, load_checkpoint
 from cott.data import sample
 from cott.inference import reason
@@ -37,8 +37,7 @@ def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128
     if not examples:
         raise ValueError("no examples to evaluate")
     labels = model.answer.labels
-    lengths = prompt_lengths(model, examples, max_length)  # batches of similar lengths pad less; metrics ignore order
-    examples = [e for _, e in sorted(zip(lengths, examples), key=lambda pair: pair[0])]
+    examples = by_prompt_length(model, examples, max_length)
     gold = [labels.index(e.label) for e in examples]
     known = model.known_steps()
     preds = {m: [] for m in MODES}
