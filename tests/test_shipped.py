@@ -28,7 +28,10 @@ def test_shipped_checkpoint_is_small_and_self_describing(name):
     size = sum(f.stat().st_size for f in path.iterdir())
     assert size <= 25 * 2**20, f"{path} is {size / 2**20:.1f} MiB"
     config = json.loads((path / "cott.json").read_text())
-    assert config["backbone"] == "minilm" and config["training"]["command"].startswith("python -m train")
+    assert config["backbone"] == "minilm"
+    assert config["training"]["command"].startswith(("python -m train", "python -m experiments.soup"))
+    for ingredient in config.get("ingredients", []):  # a weight average names what trained each of its parts
+        assert ingredient["training"]["command"].startswith("python -m train")
     assert "regression" in config["metrics"] and "test" in config["metrics"]
 
 
