@@ -82,8 +82,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     paths = [Path(c) for c in args.checkpoints]
-    if len(set(paths)) < 2:
-        p.error("--checkpoints: give at least two different checkpoints")
+    if len(paths) < 2 or len(set(paths)) < len(paths):
+        p.error("--checkpoints: give two or more checkpoints, each once")
     try:
         configs = check_compatible(paths)
     except ValueError as err:

@@ -60,10 +60,10 @@ def test_soup_cli_writes_a_loadable_average_that_records_its_ingredients(continu
 
 
 def test_soup_cli_refuses_checkpoints_of_different_models(continuations, tiny_bert, toy_data):
-    root, (a, _) = continuations
+    root, (a, b) = continuations
     with pytest.raises(SystemExit):  # the parent stores the whole model, the children deltas
         soup_main(["--checkpoints", str(a), str(root / "parent" / "best"), "--data", str(toy_data),
                    "--output", str(root / "bad")])
     with pytest.raises(SystemExit):
-        soup_main(["--checkpoints", str(a), str(a), "--data", str(toy_data), "--output", str(root / "bad")])
+        soup_main(["--checkpoints", str(a), str(b), str(a), "--data", str(toy_data), "--output", str(root / "bad")])
     assert not (root / "bad").exists()
