@@ -237,6 +237,15 @@ def summary(name: str, pred, threshold: float, notices: list[str]) -> dict:
     }
 
 
+def fenced(title: str, lines: list) -> list[str]:
+    """A titled code block (markdown shows it literally, so user-made text cannot inject HTML)."""
+    return ["", title, "```", *(str(line).replace("`", "'") for line in lines), "```"]
+
+
+def command_of(record: dict) -> str:
+    return str((record.get("training") or {}).get("command", "not recorded"))
+
+
 def card_markdown(m: Model) -> str:
     if m.pipe is None:
         return m.description
@@ -248,11 +257,11 @@ def card_markdown(m: Model) -> str:
     ]
     out = [f"## {esc(m.name)}", m.description, "", "| | |", "|---|---|"]
     out += [f"| {k} | {esc(v)} |" for k, v in rows if v is not None]
-    template = str(c.get("template", "")).replace("`", "'")
+    template = str(c.get("template", ""))
     slots = "[T] text, "
     if "[T:marked]" in template:
         slots = "[T:marked] the sentence with @ subject @ and # object # marked, [T:subj]/[T:obj] the mentions, "
-    out += ["", f"**Template** ({slots}[C] step slot, [A] answer slot):", "```", template, "```"]
+    out += fenced(f"**Template** ({slots}[C] step slot, [A] answer slot):", [template])
     for title, key in (("Metrics", "metrics"), ("Training", "training")):
         value = c.get(key)
         out += ["", f"**{title}**"]
@@ -265,18 +274,13 @@ def card_markdown(m: Model) -> str:
             out.append(": none recorded" if not value else f": {esc(value)}")
     parent = c.get("init_from")
     if isinstance(parent, dict):  # trained further from another checkpoint: show what trained that one
-        command = (parent.get("training") or {}).get("command", "not recorded")
-        lines = [f"# {parent.get('path')}", str(command)]
-        out += ["", "**Continued from** (the checkpoint this one was trained further from, and its command):", "```",
-                *(line.replace("`", "'") for line in lines), "```"]
+        out += fenced("**Continued from** (the checkpoint this one was trained further from, and its command):",
+                      [f"# {parent.get('path')}", command_of(parent)])
     ingredients = c.get("ingredients")
     if isinstance(ingredients, list):  # a weight average (experiments.soup): what trained each ingredient
-        lines = []
-        for i in ingredients:
-            lines += [f"# {i.get('path')} ({'kept' if i.get('kept') else 'left out'})",
-                      str((i.get("training") or {}).get("command", "not recorded"))]
-        out += ["", "**Weight average of** (the checkpoints tried, in order, and their commands):", "```",
-                *(line.replace("`", "'") for line in lines), "```"]
+        lines = [line for i in ingredients
+                 for line in (f"# {i.get('path')} ({'kept' if i.get('kept') else 'left out'})", command_of(i))]
+        out += fenced("**Weight average of** (the checkpoints tried, in order, and their commands):", lines)
     return "\n".join(out)
 
 

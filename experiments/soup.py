@@ -89,10 +89,12 @@ def main(argv=None):
     except ValueError as err:
         p.error(str(err))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    loaded = [load_checkpoint(path, device)[0] for path in paths]
-    # copies: loading an average into the first model must not change the first ingredient's tensors
-    states = {str(path): {k: v.detach().clone() for k, v in m.state_dict().items()} for path, m in zip(paths, loaded)}
-    model, config = loaded[0], configs[0]
+    model, config, states = None, configs[0], {}
+    for path in paths:  # one model is kept to score averages in; the others only as tensors
+        loaded, _ = load_checkpoint(path, device)
+        # copies: loading an average into the kept model must not change its own ingredient's tensors
+        states[str(path)] = {k: v.detach().clone() for k, v in loaded.state_dict().items()}
+        model = model or loaded
     task = get_task(config["task"])
     examples = known_examples(model, task.loader(args.data, args.split), args.split)
     if not examples:
