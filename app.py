@@ -246,6 +246,13 @@ def command_of(record: dict) -> str:
     return str((record.get("training") or {}).get("command", "not recorded"))
 
 
+def calibration_text(cal: dict | None) -> str:
+    if not isinstance(cal, dict):
+        return "as the model gives it (not calibrated)"
+    return (f"temperature-scaled, T = {cal.get('temperature', 1):.3g}, fit on {cal.get('examples')} {cal.get('split')} "
+            f"examples (calibration error {cal.get('ece_raw', 0):.3f} → {cal.get('ece_scaled', 0):.3f})")
+
+
 def card_markdown(m: Model) -> str:
     if m.pipe is None:
         return m.description
@@ -254,6 +261,7 @@ def card_markdown(m: Model) -> str:
         ("Task", c.get("task")), ("Kind", c.get("kind")), ("Method", c.get("method")),
         ("Base model (backbone)", c.get("backbone")), ("Max length (tokens)", c.get("max_length")),
         ("Answers", len(m.pipe.labels)), ("Known steps", len(m.pipe.steps)),
+        ("Step confidence p(Î\\|x)", calibration_text(c.get("calibration")) if m.pipe.steps else None),
     ]
     out = [f"## {esc(m.name)}", m.description, "", "| | |", "|---|---|"]
     out += [f"| {k} | {esc(v)} |" for k, v in rows if v is not None]

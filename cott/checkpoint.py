@@ -74,6 +74,7 @@ def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str
             "step_verbalizer": model.step.to_dict() if model.step is not None else None,
             "proj_dim": model.projection[-1].out_features,
             "soft_verbalizer": model.soft_verbalizer,
+            "step_temperature": model.step_temperature,
             "weights": weights,
             "weights_dtype": dtype,
         }
@@ -160,6 +161,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
         proj_dim=config.get("proj_dim", 128),
         soft_verbalizer=config.get("soft_verbalizer", False),
     )
+    temperature = config.get("step_temperature", 1.0)
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 < temperature < float("inf"):
+        raise CheckpointError(f"{path / CONFIG}: step_temperature must be a positive number, not {temperature!r}")
+    model.step_temperature = float(temperature)
     heads = _load_tensors(path / HEADS)
     try:
         for name in ("projection", "classifier", "answer_soft", "step_soft"):

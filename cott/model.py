@@ -78,6 +78,7 @@ class CoTTModel(nn.Module):
         soft = soft_verbalizer and answer_head == "verbalizer"
         self.answer_soft = SoftLabels(len(answer), hidden) if soft else None
         self.step_soft = SoftLabels(len(step), hidden) if soft_verbalizer and step is not None else None
+        self.step_temperature = 1.0  # inference only: training reads the step logits themselves
         if answer_head == "verbalizer":
             self.register_buffer("answer_tokens", self.answer.token_ids, persistent=False)
             self.register_buffer("answer_weights", self.answer.weights, persistent=False)
@@ -154,10 +155,13 @@ class CoTTModel(nn.Module):
             out["step_rows"] = idx
         return out
 
-    @staticmethod
-    def step_distribution(step_logits: torch.Tensor) -> torch.Tensor:
-        """(N, slots, K) logits -> (N, K**slots) joint p(I|x): the product of the per-slot distributions."""
-        logp = step_logits.log_softmax(-1)
+    def step_distribution(self, step_logits: torch.Tensor) -> torch.Tensor:
+        """(N, slots, K) logits -> (N, K**slots) joint p(I|x): the product of the per-slot distributions.
+
+        The logits are divided by ``step_temperature`` (1 unless a checkpoint was calibrated, see
+        ``experiments.calibration``); that is the joint raised to 1/T and renormalised, with the same argmax.
+        """
+        logp = (step_logits / self.step_temperature).log_softmax(-1)
         joint = logp[:, 0]
         for s in range(1, logp.size(1)):
             joint = (joint[:, :, None] + logp[:, s][:, None, :]).flatten(1)

@@ -96,7 +96,7 @@ class CoTTPipeline:
     def card(self) -> dict:
         """What the app's About tab shows."""
         keys = ("task", "kind", "method", "backbone", "template", "max_length", "metrics", "training", "description",
-                "init_from", "ingredients")  # the weights' history: a continued checkpoint's parent, a soup's parts
+                "init_from", "ingredients", "calibration")  # the weights' history; the step's calibration
         card = {k: self.config[k] for k in keys if k in self.config}
         card["answer_words"] = self.model.answer.words
         if self.model.step is not None:

@@ -259,3 +259,15 @@ def test_about_card_lists_the_ingredients_of_a_weight_average():
     fenced = app.card_markdown(app.Model("m", "spec", pipe=pipe, card=card)).split("**Weight average of**")[1].split("```")[1]
     assert fenced.split("\n")[1:5] == ["# runs/a/best (kept)", "python -m train <a>", "# runs/b/best (left out)",
                                        "python -m train --seed 1"]
+
+
+def test_about_card_says_whether_the_step_confidence_is_calibrated():
+    pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
+    cal = {"split": "val", "examples": 3260, "temperature": 3.249, "ece_raw": 0.136, "ece_scaled": 0.048}
+    row = [line for line in app.card_markdown(app.Model("m", "spec", pipe=pipe, card={"calibration": cal})).split("\n")
+           if line.startswith("| Step confidence")]
+    assert len(row) == 1 and "T = 3.25" in row[0] and "3260 val" in row[0] and "0.136 → 0.048" in row[0]
+    plain = app.card_markdown(app.Model("m", "spec", pipe=pipe, card={}))
+    assert "not calibrated" in plain
+    direct = type("P", (), {"labels": ["a"], "steps": [], "kind": "classification"})()
+    assert "Step confidence" not in app.card_markdown(app.Model("m", "spec", pipe=direct, card={}))

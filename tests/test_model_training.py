@@ -18,6 +18,7 @@ from experiments.prompt_lengths import main as prompt_lengths_main
 from train.build import build_model
 from train.evaluate import evaluate
 from train.evaluate import main as evaluate_main
+from helpers import train_args
 
 
 def _model(backbone, data, method="cott"):
@@ -125,23 +126,17 @@ def test_checkpoint_holds_no_pickle(tiny_bert, toy_data, tmp_path):
     assert load_file(ckpt / "cott_heads.safetensors")
 
 
-def _train_args(tiny_bert, toy_data, out, *extra):
-    return ["--task", "jsonl", "--data", str(toy_data), "--model", str(tiny_bert), "--output-dir", str(out),
-            "--epochs", "2", "--batch-size", "16", "--max-length", "48", "--lr", "1e-3", "--head-lr", "1e-3",
-            "--save-every", "3", *extra]
-
-
 def _trained_weights(out):
     return load_file(out / "state" / "model.safetensors")
 
 
 @pytest.mark.parametrize("order", [[], ["--group-by-length"]])
 def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, tmp_path, order):
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "straight", *order))
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--stop-after-steps", "4", *order))
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "straight", *order))
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "resumed", "--stop-after-steps", "4", *order))
     partial = json.loads((tmp_path / "resumed" / "state" / "state.json").read_text())
     assert partial["info"]["step"] == 4
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "resumed", "--resume", *order))
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "resumed", "--resume", *order))
     a, b = _trained_weights(tmp_path / "straight"), _trained_weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
     for k in a:
@@ -150,7 +145,7 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, t
 
 def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "run"
-    result = train_main(_train_args(tiny_bert, toy_data, out, "--eval-test", "--lambda-cc", "0.5"))
+    result = train_main(train_args(tiny_bert, toy_data, out, "--eval-test", "--lambda-cc", "0.5"))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 12 and "test" in metrics
     config = json.loads((out / "best" / "cott.json").read_text())
@@ -166,7 +161,7 @@ def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, t
 
 def test_lora_training_saves_a_plain_checkpoint(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "lora"
-    train_main(_train_args(tiny_bert, toy_data, out, "--lora-r", "4", "--epochs", "1"))
+    train_main(train_args(tiny_bert, toy_data, out, "--lora-r", "4", "--epochs", "1"))
     assert (out / "best" / "model.safetensors").exists()
     pred = CoTTPipeline.from_pretrained(str(out / "best"), device="cpu")("a big red bus")
     assert pred.answer in pred.labels
@@ -187,7 +182,7 @@ def test_mlm_warmup_trains_only_the_head(tiny_bert, toy_data):
 def test_step_oracle_reads_errors_by_step(tiny_bert, toy_data, tmp_path):
     from experiments.step_oracle import main as oracle_main
     out = tmp_path / "run"
-    train_main(_train_args(tiny_bert, toy_data, out))
+    train_main(train_args(tiny_bert, toy_data, out))
     result = oracle_main(["--checkpoint", str(out / "best"), "--data", str(toy_data)])
     assert result["examples"] == 24 and 0 <= result["errors_with_a_wrong_step"] <= result["errors"] <= 24
     assert all(0 <= result[k] <= 1 for k in ("rectified", "direct", "gold_step_injected", "step_accuracy"))
@@ -282,10 +277,10 @@ def test_prompt_lengths_counts_the_prompts_a_max_length_cuts(tiny_bert, toy_data
 
 
 def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy_data, tmp_path):
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "parent", "--epochs", "1"))
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "parent", "--epochs", "1"))
     parent = tmp_path / "parent" / "best"
     # learning rates 0: the continued model must be exactly the parent (no fresh head, no MLM warm-up)
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "child", "--epochs", "1", "--init-from", str(parent),
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "child", "--epochs", "1", "--init-from", str(parent),
                            "--lr", "0", "--head-lr", "0", "--model", "unused-alias"))
     child = tmp_path / "child" / "best"
     a = CoTTPipeline.from_pretrained(str(parent))("a big red bus")
@@ -295,19 +290,19 @@ def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy
     assert config["backbone"] == parent_config["backbone"] == str(tiny_bert)
     assert config["init_from"]["training"]["command"] == parent_config["training"]["command"]
     assert config["training"]["mlm_warmup_steps"] == 0 < parent_config["training"]["mlm_warmup_steps"]
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "grandchild", "--epochs", "1", "--init-from", str(child)))
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "grandchild", "--epochs", "1", "--init-from", str(child)))
     chain = json.loads((tmp_path / "grandchild" / "best" / "cott.json").read_text())["init_from"]
     assert chain["path"] == str(child) and chain["init_from"]["path"] == str(parent)
     card = CoTTPipeline.from_pretrained(str(tmp_path / "grandchild" / "best")).card()  # what the app's About tab shows
     assert card["init_from"]["init_from"]["path"] == str(parent)
     with pytest.raises(ValueError, match="cannot continue as 'jsonl' 'prompt'"):
-        train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))
+        train_main(train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))
     # the verbalizers cannot change: the checkpoint's own settings are accepted, others refused, never ignored
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "same", "--epochs", "1", "--init-from", str(parent),
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "same", "--epochs", "1", "--init-from", str(parent),
                            "--soft-verbalizer", "--pooling", "mean", "--stop-after-steps", "1"))
     for name, flag in (("--soft-verbalizer=True", ["--no-soft-verbalizer"]), ("--pooling='mean'", ["--pooling", "first"])):
         with pytest.raises(ValueError, match=f"trained with {name}"):
-            train_main(_train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), *flag))
+            train_main(train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), *flag))
 
 
 def test_evaluate_cli_writes_a_slice_or_a_record_beside_the_full_reading(tiny_bert, toy_data, tmp_path):
@@ -323,7 +318,7 @@ def test_evaluate_cli_writes_a_slice_or_a_record_beside_the_full_reading(tiny_be
 
 
 def test_evaluate_scores_each_example_against_its_own_gold_whatever_the_batching(tiny_bert, toy_data, tmp_path):
-    train_main(_train_args(tiny_bert, toy_data, tmp_path / "run", "--epochs", "8"))
+    train_main(train_args(tiny_bert, toy_data, tmp_path / "run", "--epochs", "8"))
     model, config = load_checkpoint(tmp_path / "run" / "best")
     examples = load_jsonl(toy_data, "test")
     assert len({len(e.fields["text"]) for e in examples}) > 1  # evaluate batches them by length: a new order
@@ -339,6 +334,6 @@ def test_evaluate_scores_each_example_against_its_own_gold_whatever_the_batching
 @pytest.mark.parametrize("bad", ["0", "-5"])
 def test_train_refuses_a_max_length_that_is_not_positive(tiny_bert, toy_data, tmp_path, bad, capsys):
     with pytest.raises(SystemExit):  # at the command line, before any model is built
-        train_main(_train_args(tiny_bert, toy_data, tmp_path / "run", "--max-length", bad))
+        train_main(train_args(tiny_bert, toy_data, tmp_path / "run", "--max-length", bad))
     assert "--max-length: must be a positive number of tokens" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -9,7 +9,7 @@ from cott import CoTTPipeline
 from experiments.soup import average, greedy_soup
 from experiments.soup import main as soup_main
 from train.__main__ import main as train_main
-from test_model_training import _train_args
+from helpers import train_args
 
 
 def test_average_is_the_elementwise_mean_and_keeps_integer_tensors():
@@ -33,10 +33,10 @@ def test_greedy_soup_adds_in_score_order_and_leaves_out_what_lowers_validation()
 def continuations(tiny_bert, toy_data, tmp_path_factory):
     """Two continuations of one parent (different seeds), stored as fp32 deltas with frozen embeddings."""
     root = tmp_path_factory.mktemp("soup")
-    train_main(_train_args(tiny_bert, toy_data, root / "parent", "--epochs", "1"))
+    train_main(train_args(tiny_bert, toy_data, root / "parent", "--epochs", "1"))
     out = []
     for seed in ("1", "2"):
-        train_main(_train_args(tiny_bert, toy_data, root / f"child{seed}", "--epochs", "1", "--seed", seed,
+        train_main(train_args(tiny_bert, toy_data, root / f"child{seed}", "--epochs", "1", "--seed", seed,
                                "--init-from", str(root / "parent" / "best"), "--freeze-embeddings",
                                "--save-weights", "delta"))
         out.append(root / f"child{seed}" / "best")

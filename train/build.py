@@ -49,5 +49,6 @@ def model_from_checkpoint(path: str, task: Task, method: str, steps: list[str], 
         unknown |= set(steps) - set(model.step.labels)
     if unknown:
         raise ValueError(f"--init-from {path}: the training data has labels the checkpoint lacks: {sorted(unknown)[:5]}")
+    model.step_temperature = 1.0  # new weights: a calibration of the old ones does not carry over
     model.train()
     return model, config

@@ -46,6 +46,6 @@ def mlm_warmup(model, texts: list[str], steps: int, batch_size: int = 32, lr: fl
         loss.backward()
         opt.step()
         opt.zero_grad()
-        losses.append(float(loss))
+        losses.append(loss.item())
     logger.info("MLM warm-up: loss %.3f -> %.3f over %d steps", losses[0] if losses else 0, losses[-1] if losses else 0, steps)
     return losses
