@@ -95,6 +95,7 @@ def main(argv=None):
         # copies: loading an average into the kept model must not change its own ingredient's tensors
         states[str(path)] = {k: v.detach().clone() for k, v in loaded.state_dict().items()}
         model = model or loaded
+    model.step_temperature = 1.0  # averaged weights: an ingredient's step calibration does not carry over
     task = get_task(config["task"])
     examples = known_examples(model, task.loader(args.data, args.split), args.split)
     if not examples:
