@@ -54,10 +54,14 @@ def table(records) -> str:
                     return "–"  # coverage and sensitivity were measured on the rectified answers
                 vals = [r["test"][key][sub] if sub else r["test"][key] for _, r in items if key in r["test"]]
                 return f"{100 * statistics.mean(vals):.1f}" if vals else "–"
-            wall = statistics.mean(r["wall_seconds"] for _, r in items)
+            walls = [r["wall_seconds"] for _, r in items if r.get("wall_seconds") is not None]
+            wall = (f"{statistics.mean(walls):.0f}" if walls else "–") + (" †" if len(walls) < len(items) else "")
             lines.append(f"| {task} | {budget} | {config} | {len(items)} | {m:.1f} ± {sd:.1f} | {opt('step_accuracy')} | "
                          f"{opt('accuracy_at_coverage', '0.90')} | {opt('accuracy_at_coverage', '0.80')} | "
-                         f"{opt('step_sensitivity')} | {wall:.0f} |")
+                         f"{opt('step_sensitivity')} | {wall} |")
+    if any(r.get("wall_seconds") is None for r in records):
+        lines.append("\n† mean over the runs with a known wall time: a run interrupted and resumed "
+                     "(`resumed_at_step` in the results file) is left out of it.")
     return "\n".join(lines)
 
 

@@ -43,3 +43,12 @@ def test_relation_runs_are_scored_by_f1_whatever_the_task_name():
 def test_a_config_the_report_does_not_know_still_gets_its_row_last():
     rows = [line.split(" | ")[2] for line in table(RECORDS + [_record("my new idea", 0, 0.9)]).splitlines()[2:]]
     assert rows == ["prompt", "cott", "cott w/o rectification", "my new idea"]
+
+
+def test_a_resumed_run_without_wall_time_is_left_out_of_the_mean_and_marked():
+    resumed = _record("prompt", 2, 0.70) | {"wall_seconds": None, "resumed_at_step": 5}
+    lines = table(RECORDS + [resumed]).splitlines()
+    prompt = next(line for line in lines if line.split(" | ")[2:3] == ["prompt"])
+    assert prompt.endswith("| 10 † |") and "| 3 | 60.0 ± 10.0 |" in prompt
+    assert lines[-1].startswith("† mean over the runs with a known wall time")
+    assert "†" not in table(RECORDS)
