@@ -4,12 +4,14 @@
         --budget "--max-train-examples 1500 --epochs 2 --max-length 48 --max-eval-examples 600 --max-test-examples 1000"
 
 Every configuration gets the same budget, data, seeds and selection on validation; test is read once per final model.
+With --resume, runs already in the results file are skipped and an interrupted run continues from its saved state.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +43,16 @@ DEFAULT = ["finetune", "prompt + MLM warm-up + soft verbalizer", "cott + MLM war
            "cott + MLM warm-up + soft verbalizer w/o L_cc", "cott + MLM warm-up + soft verbalizer Step I only"]
 
 
+def _record(args, name: str, seed: int, command: str, result: dict, **timing) -> dict:
+    """One line of the results file; ``timing`` holds wall_seconds (and, for a resumed run, its resume fields)."""
+    return {
+        "task": args.task, "config": name, "seed": seed, "budget": args.budget_name, "budget_flags": args.budget,
+        "command": command, **timing,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (2 cores)",
+        "best_val": result["best_val"], "test": dict(result["test"]),
+    }
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True)
@@ -51,23 +63,34 @@ def main(argv=None):
     p.add_argument("--budget-name", default="reduced", help="a name for the budget in the results file")
     p.add_argument("--results", default="results/results.jsonl")
     p.add_argument("--runs", default="runs/grid")
+    p.add_argument("--resume", action="store_true",
+                   help="skip runs already in the results file; continue a run from its saved state (RUN/state)")
     args = p.parse_args(argv)
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()  # (task, config, seed, budget flags, command) of each run in the results file
+    if args.resume and out.exists():
+        records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        done = {tuple(r.get(k) for k in ("task", "config", "seed", "budget_flags", "command")) for r in records}
     for seed in args.seeds:
         for name in args.configs:
             run_dir = Path(args.runs) / f"{args.task}-{name.replace(' ', '_').replace('/', '')}-seed{seed}"
             argv_run = ["--task", args.task, "--data", args.data, "--seed", str(seed), "--output-dir", str(run_dir),
                         "--eval-test", *CONFIGS[name], *shlex.split(args.budget)]
+            command = "python -m train " + " ".join(shlex.quote(a) for a in argv_run)
+            if (args.task, name, seed, args.budget, command) in done:
+                print(f"skipping {name!r} seed {seed}: already in {out}", file=sys.stderr)
+                continue
+            state = run_dir / "state" / "state.json"
+            resumed_at = json.loads(state.read_text())["info"]["step"] if args.resume and state.exists() else None
             start = time.time()
-            result = train_main(argv_run)
-            record = {
-                "task": args.task, "config": name, "seed": seed, "budget": args.budget_name, "budget_flags": args.budget,
-                "command": "python -m train " + " ".join(shlex.quote(a) for a in argv_run),
-                "wall_seconds": round(time.time() - start, 1),
-                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (2 cores)",
-                "best_val": result["best_val"], "test": {k: v for k, v in result["test"].items()},
-            }
+            result = train_main(argv_run + ["--resume"] if resumed_at is not None else argv_run)
+            seconds = round(time.time() - start, 1)
+            if resumed_at is None:
+                record = _record(args, name, seed, command, result, wall_seconds=seconds)
+            else:
+                record = _record(args, name, seed, command, result, wall_seconds=None, resumed_at_step=resumed_at,
+                                 wall_seconds_after_resume=seconds)
             with out.open("a") as f:
                 f.write(json.dumps(record) + "\n")
 

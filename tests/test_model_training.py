@@ -143,6 +143,16 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, t
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
+
+def test_resume_under_other_settings_is_refused(tiny_bert, toy_data, tmp_path):
+    out = tmp_path / "run"
+    train_main(train_args(tiny_bert, toy_data, out, "--stop-after-steps", "4"))
+    with pytest.raises(ValueError, match=r"other settings \(--lr 0.001 -> 0.0001\)"):
+        train_main(train_args(tiny_bert, toy_data, out, "--resume", "--lr", "1e-4"))
+    assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 4  # the state is left as it was
+    train_main(train_args(tiny_bert, toy_data, out, "--resume", "--eval-test"))  # reading test changes no weights
+    assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 12
+
 def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "run"
     result = train_main(train_args(tiny_bert, toy_data, out, "--eval-test", "--lambda-cc", "0.5"))

@@ -22,7 +22,7 @@ from cott.tasks import get_task, hierarchy, label_sets
 
 from .build import build_model, model_from_checkpoint
 from .evaluate import evaluate, headline, known_examples, summary
-from .state import load_state, save_state
+from .state import check_resumable, load_state, run_settings, save_state
 from .warmup import mlm_warmup
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def run(args) -> dict:
     model.to(accelerator.device)
     state_dir, best_dir = out_dir / "state", out_dir / "best"
     resuming = args.resume and (state_dir / "state.json").exists()
+    if resuming:
+        check_resumable(state_dir, run_settings(args))
     if args.mlm_warmup_steps and args.method != "finetune" and not resuming:  # a resumed state holds the warmed head
         mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,
                    args.max_length, args.seed, progress=accelerator.is_main_process)
@@ -96,9 +98,9 @@ def run(args) -> dict:
         if "init_from" in parent:  # a chain of continuations keeps every link
             meta["init_from"]["init_from"] = parent["init_from"]
 
-    info = {"step": 0, "best": -1.0, "best_step": 0, "history": []}
+    info = {"step": 0, "best": -1.0, "best_step": 0, "history": [], "run": run_settings(args)}
     if resuming:
-        info = load_state(state_dir, core, optimizer, scheduler)
+        info = load_state(state_dir, core, optimizer, scheduler) | {"run": info["run"]}
         logger.info("resumed from %s at step %d", state_dir, info["step"])
 
     def validate():

@@ -10,6 +10,25 @@ import torch
 from safetensors.torch import load_file, save_file
 
 STATE_JSON = "state.json"
+# Flags that may differ between an interrupted run and its continuation: they do not change the trained weights.
+RESUMABLE = {"resume", "stop_after_steps", "command", "eval_test", "eval_batch_size", "max_test_examples", "save_every"}
+
+
+def run_settings(args) -> dict:
+    """The flags that define a run's trajectory, as JSON stores them: a state is only continued under the same ones."""
+    return json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in RESUMABLE}))
+
+
+def check_resumable(path: Path, settings: dict) -> None:
+    """Refuse to continue the state in ``path`` under other settings than it was saved with (older states pass)."""
+    saved = json.loads((path / STATE_JSON).read_text())["info"].get("run")
+    if saved is None:
+        return
+    differ = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
+    if differ:
+        listed = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} -> {settings.get(k)!r}" for k in differ)
+        raise ValueError(f"--resume: the state in {path} was saved by a run with other settings ({listed}); "
+                         "resume with the same flags, or train into a new --output-dir")
 
 
 def save_state(path: Path, model, optimizer, scheduler, info: dict) -> None:
