@@ -6,7 +6,9 @@ On a validation split (the default; selection never reads test) it reports the s
 log-likelihood of the gold step, expected calibration error of p(Î|x) over 10 equal-width bins, the reliability
 table), the temperature T that minimises the step NLL (p_T(I|x) ∝ p(I|x)^(1/T)), and the answer score of
 rectification p~ = βw p(y|x,Î) + (1 − βw) p(y|x) for a grid of weights β, with w the raw and the temperature-scaled
-p(Î|x). β = 1 with the raw w is the paper's rectification, β = 0 the direct answer. ``--plot`` draws the
+p(Î|x). β = 1 with the raw w is the paper's rectification, β = 0 the direct answer. For relations it also scores
+the rectified answer with p~(no_relation|x) scaled by e^b (a decision threshold: is F1 held back by how often the
+model says "no relation"?). ``--plot`` draws the
 reliability diagram. ``--write`` stores T in the checkpoint (``step_temperature`` in ``cott.json``), so that every
 reading of p(I|x) (the app's reasoning monitor, rectification, accuracy at coverage) uses the scaled one; metrics
 recorded before then are stale: read them again with ``train.evaluate --record``.
@@ -25,11 +27,14 @@ from tqdm.auto import tqdm
 from cott.batching import by_prompt_length
 from cott.checkpoint import CONFIG, load_checkpoint
 from cott.inference import reason
+from cott.metrics import NO_RELATION
+from cott.rectify import rectify
 from cott.tasks import RELATION, get_task
 from train.evaluate import answer_scores, headline, known_examples
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = np.geomspace(0.25, 16, 61)
+NULL_OFFSETS = np.arange(-2.0, 4.01, 0.5)  # log-scale factors for p~(no_relation|x)
 
 
 def collect(model, examples, max_length: int, batch_size: int = 64) -> dict[str, torch.Tensor]:
@@ -94,9 +99,14 @@ def calibration(data: dict[str, torch.Tensor], labels: list[str], kind: str) -> 
         return {"nll": step_nll(p, gold_step), "ece": ece, "mean_confidence": w.mean().item(),
                 "reliability": rows, "answer_by_beta": weights}
 
-    return {"examples": len(gold), "score": "f1" if kind == RELATION else "accuracy",
-            "step_accuracy": (p_steps.argmax(-1) == gold_step).float().mean().item(), "temperature": t,
-            "raw": step_report(p_steps), "scaled": step_report(with_temperature(p_steps, t))}
+    out = {"examples": len(gold), "score": "f1" if kind == RELATION else "accuracy",
+           "step_accuracy": (p_steps.argmax(-1) == gold_step).float().mean().item(), "temperature": t,
+           "raw": step_report(p_steps), "scaled": step_report(with_temperature(p_steps, t))}
+    if kind == RELATION and NO_RELATION in labels:
+        p = rectify(p_steps.max(-1).values, data["p_answer_step"], data["p_answer"])
+        null = torch.nn.functional.one_hot(torch.tensor(labels.index(NO_RELATION)), len(labels)).bool()
+        out["answer_by_null_offset"] = {f"{b:g}": score(torch.where(null, p * float(np.exp(b)), p)) for b in NULL_OFFSETS}
+    return out
 
 
 def plot(report: dict, path: str, title: str) -> None:

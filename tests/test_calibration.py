@@ -6,7 +6,7 @@ import torch
 from cott import CheckpointError, get_task, load_checkpoint
 from cott.data import load_jsonl
 from cott.inference import reason
-from experiments.calibration import fit_temperature, reliability, with_temperature
+from experiments.calibration import calibration, fit_temperature, reliability, with_temperature
 from experiments.calibration import main as calibration_main
 from train.build import model_from_checkpoint
 from train.__main__ import main as train_main
@@ -34,6 +34,19 @@ def test_reliability_measures_the_gap_between_confidence_and_accuracy():
     ece, rows = reliability(confidence, torch.tensor([True, False] * 25 + [False] * 50))
     assert ece == pytest.approx(0.5 * 0.45 + 0.5 * 0.15) and [r["n"] for r in rows] == [50, 50]
 
+
+
+def test_null_offset_trades_relations_for_no_relation():
+    labels = ["no_relation", "Kill"]
+    p_answer = torch.tensor([[0.3, 0.7], [0.6, 0.4], [0.45, 0.55], [0.8, 0.2]])
+    data = {"p_steps": torch.tensor([[0.9, 0.1]] * 4), "gold_step": torch.zeros(4, dtype=torch.long),
+            "p_answer": p_answer, "p_answer_step": p_answer, "gold": torch.tensor([1, 1, 0, 0])}
+    by_offset = calibration(data, labels, "relation")["answer_by_null_offset"]
+    assert by_offset["0"] == pytest.approx(0.5)  # Kill said twice, right once; one of two gold Kills found
+    assert by_offset["0"] == calibration(data, labels, "relation")["raw"]["answer_by_beta"]["1"]
+    assert by_offset["-2"] == pytest.approx(2 / 3)  # every pair Kill: precision 1/2, recall 1
+    assert by_offset["4"] == 0  # every pair no_relation
+    assert "answer_by_null_offset" not in calibration(data, ["A", "B"], "classification")
 
 def test_calibration_cli_brackets_the_direct_and_the_rectified_answer(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "run"
