@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -43,12 +44,19 @@ DEFAULT = ["finetune", "prompt + MLM warm-up + soft verbalizer", "cott + MLM war
            "cott + MLM warm-up + soft verbalizer w/o L_cc", "cott + MLM warm-up + soft verbalizer Step I only"]
 
 
+def device() -> str:
+    """The machine a run used, as the results file records it."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
 def _record(args, name: str, seed: int, command: str, result: dict, **timing) -> dict:
     """One line of the results file; ``timing`` holds wall_seconds (and, for a resumed run, its resume fields)."""
     return {
         "task": args.task, "config": name, "seed": seed, "budget": args.budget_name, "budget_flags": args.budget,
         "command": command, **timing,
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (2 cores)",
+        "device": device(),
         "best_val": result["best_val"], "test": dict(result["test"]),
     }
 

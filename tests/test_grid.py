@@ -42,6 +42,7 @@ def test_a_fresh_grid_records_one_run_per_seed_and_config(run_grid, calls):
     assert [(r["seed"], r["config"]) for r in records] == [(0, "prompt"), (0, "cott"), (1, "prompt"), (1, "cott")]
     assert all(isinstance(r["wall_seconds"], float) and "resumed_at_step" not in r for r in records)
     assert all("--resume" not in argv for argv in calls)
+    assert all(r["device"] == grid.device() and r["device"].startswith(("cpu (", "NVIDIA")) for r in records)
     assert [r["command"] for r in records] == ["python -m train " + shlex.join(argv) for argv in calls]
 
 
