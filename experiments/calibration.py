@@ -103,9 +103,13 @@ def calibration(data: dict[str, torch.Tensor], labels: list[str], kind: str) -> 
            "step_accuracy": (p_steps.argmax(-1) == gold_step).float().mean().item(), "temperature": t,
            "raw": step_report(p_steps), "scaled": step_report(with_temperature(p_steps, t))}
     if kind == RELATION and NO_RELATION in labels:
-        p = rectify(p_steps.max(-1).values, data["p_answer_step"], data["p_answer"])
-        null = torch.nn.functional.one_hot(torch.tensor(labels.index(NO_RELATION)), len(labels)).bool()
-        out["answer_by_null_offset"] = {f"{b:g}": score(torch.where(null, p * float(np.exp(b)), p)) for b in NULL_OFFSETS}
+        p, null = rectify(p_steps.max(-1).values, data["p_answer_step"], data["p_answer"]), labels.index(NO_RELATION)
+
+        def scaled(b):
+            q = p.clone()
+            q[:, null] *= float(np.exp(b))
+            return q
+        out["answer_by_null_offset"] = {f"{b:g}": score(scaled(b)) for b in NULL_OFFSETS}
     return out
 
 

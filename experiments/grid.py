@@ -72,13 +72,16 @@ def main(argv=None):
     p.add_argument("--results", default="results/results.jsonl")
     p.add_argument("--runs", default="runs/grid")
     p.add_argument("--resume", action="store_true",
-                   help="skip runs already in the results file; continue a run from its saved state (RUN/state)")
+                   help="skip runs already in the results file; train the others with train --resume (a saved state continues)")
     args = p.parse_args(argv)
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()  # (task, config, seed, budget flags, command) of each run in the results file
     if args.resume and out.exists():
-        records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        try:
+            records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        except json.JSONDecodeError as err:
+            p.error(f"--resume: {out} is not a results file (line {err.lineno}: {err.msg})")
         done = {tuple(r.get(k) for k in ("task", "config", "seed", "budget_flags", "command")) for r in records}
     for seed in args.seeds:
         for name in args.configs:
@@ -89,16 +92,14 @@ def main(argv=None):
             if (args.task, name, seed, args.budget, command) in done:
                 print(f"skipping {name!r} seed {seed}: already in {out}", file=sys.stderr)
                 continue
-            state = run_dir / "state" / "state.json"
-            resumed_at = json.loads(state.read_text())["info"]["step"] if args.resume and state.exists() else None
             start = time.time()
-            result = train_main(argv_run + ["--resume"] if resumed_at is not None else argv_run)
+            result = train_main(argv_run + ["--resume"] if args.resume else argv_run)  # no saved state: a fresh run
             seconds = round(time.time() - start, 1)
-            if resumed_at is None:
-                record = _record(args, name, seed, command, result, wall_seconds=seconds)
+            if "resumed_at_step" in result:
+                record = _record(args, name, seed, command, result, wall_seconds=None,
+                                 resumed_at_step=result["resumed_at_step"], wall_seconds_after_resume=seconds)
             else:
-                record = _record(args, name, seed, command, result, wall_seconds=None, resumed_at_step=resumed_at,
-                                 wall_seconds_after_resume=seconds)
+                record = _record(args, name, seed, command, result, wall_seconds=seconds)
             with out.open("a") as f:
                 f.write(json.dumps(record) + "\n")
 

@@ -35,7 +35,6 @@ def test_reliability_measures_the_gap_between_confidence_and_accuracy():
     assert ece == pytest.approx(0.5 * 0.45 + 0.5 * 0.15) and [r["n"] for r in rows] == [50, 50]
 
 
-
 def test_null_offset_trades_relations_for_no_relation():
     labels = ["no_relation", "Kill"]
     p_answer = torch.tensor([[0.3, 0.7], [0.6, 0.4], [0.45, 0.55], [0.8, 0.2]])
@@ -47,6 +46,8 @@ def test_null_offset_trades_relations_for_no_relation():
     assert by_offset["-2"] == pytest.approx(2 / 3)  # every pair Kill: precision 1/2, recall 1
     assert by_offset["4"] == 0  # every pair no_relation
     assert "answer_by_null_offset" not in calibration(data, ["A", "B"], "classification")
+
+
 
 def test_calibration_cli_brackets_the_direct_and_the_rectified_answer(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "run"

@@ -88,3 +88,10 @@ def test_an_interrupted_run_resumes_from_its_state_to_the_record_of_an_uninterru
     assert isinstance(resumed["wall_seconds_after_resume"], float)
     assert resumed["best_val"] == pytest.approx(straight["best_val"])
     assert resumed["test"]["answer"] == pytest.approx(straight["test"]["answer"])
+
+
+def test_resume_refuses_a_results_file_that_is_not_json_lines(run_grid, calls, tmp_path, capsys):
+    (tmp_path / "results.jsonl").write_text('{"task": "jsonl"}\nnot json\n')
+    with pytest.raises(SystemExit):
+        run_grid("--resume")
+    assert "line 2" in capsys.readouterr().err and not calls

@@ -143,7 +143,6 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, t
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
-
 def test_resume_under_other_settings_is_refused(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "run"
     train_main(train_args(tiny_bert, toy_data, out, "--stop-after-steps", "4"))
@@ -152,6 +151,8 @@ def test_resume_under_other_settings_is_refused(tiny_bert, toy_data, tmp_path):
     assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 4  # the state is left as it was
     train_main(train_args(tiny_bert, toy_data, out, "--resume", "--eval-test"))  # reading test changes no weights
     assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 12
+
+
 
 def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "run"

@@ -101,7 +101,8 @@ def run(args) -> dict:
     info = {"step": 0, "best": -1.0, "best_step": 0, "history": [], "run": run_settings(args)}
     if resuming:
         info = load_state(state_dir, core, optimizer, scheduler) | {"run": info["run"]}
-        logger.info("resumed from %s at step %d", state_dir, info["step"])
+        resumed_at = info["step"]
+        logger.info("resumed from %s at step %d", state_dir, resumed_at)
 
     def validate():
         res = evaluate(core, val, task.kind, mode, args.max_length, args.eval_batch_size, top_k=1,
@@ -158,6 +159,8 @@ def run(args) -> dict:
     bar.close()
     result = {"best_val": info["best"], "best_step": info["best_step"], "steps": info["step"], "history": info["history"],
               "train_seconds": round(time.perf_counter() - start, 1), "device": str(accelerator.device)}
+    if resuming:
+        result["resumed_at_step"] = resumed_at
     if not stopped and args.eval_test and accelerator.is_main_process:
         result["test"] = test_best(best_dir, task, args)
     if accelerator.is_main_process:
