@@ -78,10 +78,12 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()  # (task, config, seed, budget flags, command) of each run in the results file
     if args.resume and out.exists():
-        try:
-            records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-        except json.JSONDecodeError as err:
-            p.error(f"--resume: {out} is not a results file (line {err.lineno}: {err.msg})")
+        records = []
+        for no, line in enumerate(out.read_text().splitlines(), 1):
+            try:
+                records += [json.loads(line)] if line.strip() else []
+            except json.JSONDecodeError as err:
+                p.error(f"--resume: {out} is not a results file (line {no}: {err.msg})")
         done = {tuple(r.get(k) for k in ("task", "config", "seed", "budget_flags", "command")) for r in records}
     for seed in args.seeds:
         for name in args.configs:
