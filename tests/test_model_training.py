@@ -143,7 +143,7 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, t
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
-def test_resume_under_other_settings_is_refused(tiny_bert, toy_data, tmp_path):
+def test_resume_under_other_settings_or_from_a_corrupt_state_is_refused(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "run"
     train_main(train_args(tiny_bert, toy_data, out, "--stop-after-steps", "4"))
     with pytest.raises(ValueError, match=r"other settings \(--lr 0.001 -> 0.0001\)"):
@@ -151,6 +151,9 @@ def test_resume_under_other_settings_is_refused(tiny_bert, toy_data, tmp_path):
     assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 4  # the state is left as it was
     train_main(train_args(tiny_bert, toy_data, out, "--resume", "--eval-test"))  # reading test changes no weights
     assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 12
+    (out / "state" / "state.json").write_text("{truncated")
+    with pytest.raises(ValueError, match="is not a training state"):
+        train_main(train_args(tiny_bert, toy_data, out, "--resume"))
 
 
 

@@ -21,7 +21,11 @@ def run_settings(args) -> dict:
 
 def check_resumable(path: Path, settings: dict) -> None:
     """Refuse to continue the state in ``path`` under other settings than it was saved with (older states pass)."""
-    saved = json.loads((path / STATE_JSON).read_text())["info"].get("run")
+    try:
+        saved = json.loads((path / STATE_JSON).read_text())["info"].get("run")
+    except (json.JSONDecodeError, KeyError, AttributeError) as err:
+        raise ValueError(f"--resume: {path / STATE_JSON} is not a training state ({err!r}); "
+                         f"remove {path} to train from the start") from None
     if saved is None:
         return
     differ = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
