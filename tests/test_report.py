@@ -1,28 +1,44 @@
-"""The results report: table rows from results records, plots, and the README block it rewrites."""
-from experiments.report import plots, table, update_readme
+"""The results report: table rows from results records, plots, and the results README block it rewrites."""
+from experiments.report import direct_vs_answer, plots, table, update_readme
 
 
-def _record(config, seed, acc, step2=None):
+def _record(config, seed, acc, step2=None, direct=None, mode="rectified"):
     test = {"answer": {"accuracy": acc}, "accuracy_at_coverage": {"0.90": acc + 0.01, "0.80": acc + 0.02}}
     if step2 is not None:
-        test |= {"step2": {"accuracy": step2}, "step_accuracy": 0.9, "step_sensitivity": 0.2,
-                 "coverage_curve": [[0.5, acc + 0.05], [1.0, acc]]}
+        test |= {"answer_mode": mode, "step2": {"accuracy": step2}, "direct": {"accuracy": direct},
+                 "step_accuracy": 0.9, "step_sensitivity": 0.2, "coverage_curve": [[0.5, acc + 0.05], [1.0, acc]]}
     return {"task": "clinc150", "budget": "tiny", "config": config, "seed": seed, "wall_seconds": 10.0, "test": test}
 
 
 RECORDS = [_record("prompt", 0, 0.50), _record("prompt", 1, 0.60),
-           _record("cott", 0, 0.70, step2=0.40), _record("cott", 1, 0.80, step2=0.60)]
+           _record("cott", 0, 0.70, step2=0.40, direct=0.72), _record("cott", 1, 0.80, step2=0.60, direct=0.82)]
 
 
-def test_table_averages_seeds_and_reads_cott_through_step_two_too():
-    rows = {line.split(" | ")[2]: line for line in table(RECORDS).splitlines()[2:]}
-    assert set(rows) == {"prompt", "cott", "cott w/o rectification"}
-    assert "| 2 | 55.0 ± 7.1 |" in rows["prompt"]
-    assert "| 2 | 75.0 ± 7.1 | 90.0 |" in rows["cott"]
-    assert "| 2 | 50.0 ± 14.1 | 90.0 | – |" in rows["cott w/o rectification"]
+def _rows(records):
+    return {line.split(" | ")[2]: line for line in table(records).splitlines()[2:] if line.startswith("|")}
 
 
-def test_plots_and_readme_block(tmp_path):
+def test_table_averages_seeds_and_reads_cott_directly_and_through_step_two_too():
+    rows = _rows(RECORDS)
+    assert set(rows) == {"prompt", "cott"}
+    assert "| 2 | 55.0 ± 7.1 | – | – |" in rows["prompt"]  # a baseline has no second reading
+    assert "n/a" not in rows["prompt"]
+    # rectified answer, then the same models' direct p(y|x) and Step II p(y|x,Î), then step accuracy
+    assert "| 2 | 75.0 ± 7.1 | 77.0 ± 7.1 | 50.0 ± 14.1 | 90.0 |" in rows["cott"]
+
+
+def test_a_step_one_only_model_has_no_step_two_reading_nor_step_sensitivity():
+    step1 = _record("cott Step I only", 0, 0.60, step2=0.30, direct=0.60, mode="direct")
+    row = _rows([step1])["cott Step I only"]
+    assert "| 1 | 60.0 ± 0.0 | 60.0 ± 0.0 | n/a | 90.0 |" in row
+    assert "| 20.0 |" not in row and row.count("n/a") == 2
+
+
+def test_direct_against_answer_is_counted_over_two_step_rows():
+    assert direct_vs_answer(RECORDS).startswith("In 1 of the 1 rows")
+
+
+def test_plots_and_results_readme_block(tmp_path):
     files = plots(RECORDS, tmp_path)
     assert sorted(f.name for f in files) == ["clinc150_tiny_coverage.png", "clinc150_tiny_methods.png"]
     assert all(f.stat().st_size > 1000 for f in files)
@@ -31,6 +47,15 @@ def test_plots_and_readme_block(tmp_path):
     update_readme(readme, "NEW TABLE", files)
     text = readme.read_text()
     assert "old" not in text and "NEW TABLE" in text and text.startswith("intro") and text.endswith("after\n")
+    assert "(clinc150_tiny_methods.png)" in text  # linked relative to the README's folder
+
+
+def test_a_missing_results_readme_is_started_with_the_block(tmp_path):
+    readme = tmp_path / "results" / "README.md"
+    readme.parent.mkdir()
+    update_readme(readme, "NEW TABLE", [tmp_path / "results" / "x.png"])
+    text = readme.read_text()
+    assert text.startswith("# Results") and "NEW TABLE" in text and "(x.png)" in text
 
 
 def test_relation_runs_are_scored_by_f1_whatever_the_task_name():
@@ -42,7 +67,7 @@ def test_relation_runs_are_scored_by_f1_whatever_the_task_name():
 
 def test_a_config_the_report_does_not_know_still_gets_its_row_last():
     rows = [line.split(" | ")[2] for line in table(RECORDS + [_record("my new idea", 0, 0.9)]).splitlines()[2:]]
-    assert rows == ["prompt", "cott", "cott w/o rectification", "my new idea"]
+    assert rows == ["prompt", "cott", "my new idea"]
 
 
 def test_a_resumed_run_without_wall_time_is_left_out_of_the_mean_and_marked():
