@@ -69,15 +69,22 @@ def reason(
 
 
 @torch.no_grad()
-def sweep(model, inputs: Sequence[dict], max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
-    """p(y|x,I) for every known step I: (N, steps, L), from batched Step II passes."""
+def answer_given_steps(model, pairs: Sequence[tuple[dict, Sequence[str]]], max_length: int = 128,
+                       batch_size: int = 64) -> torch.Tensor:
+    """p(y|x,I) for (text fields, step words) pairs: (N, L), from batched Step II passes."""
     model.eval()
-    known = model.known_steps()
-    if not known:
-        raise ValueError("this model has no intermediate step to sweep")
-    encodings = [_encode(model, f, model.step_phrase(s), max_length) for f in inputs for s in known]
+    encodings = [_encode(model, f, s, max_length) for f, s in pairs]
     probs = []
     for start in range(0, len(encodings), batch_size):
         out = model(**model.collate(encodings[start : start + batch_size]))
         probs.append(out["answer_logits"].float().softmax(-1))
-    return torch.cat(probs).view(len(inputs), len(known), -1)
+    return torch.cat(probs)
+
+
+def sweep(model, inputs: Sequence[dict], max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
+    """p(y|x,I) for every known step I: (N, steps, L), from batched Step II passes."""
+    known = model.known_steps()
+    if not known:
+        raise ValueError("this model has no intermediate step to sweep")
+    pairs = [(f, model.step_phrase(s)) for f in inputs for s in known]
+    return answer_given_steps(model, pairs, max_length, batch_size).view(len(inputs), len(known), -1)

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import torch
 
+from . import counterfactual
 from .checkpoint import load_checkpoint
 from .data import relation_example
 from .inference import reason, sweep
@@ -93,6 +94,16 @@ class CoTTPipeline:
     def has_steps(self) -> bool:
         return bool(self.steps)
 
+    @property
+    def step_answers(self) -> dict[str, list[str]]:
+        """Step label -> the answers consistent with it (from training data; empty when not recorded)."""
+        table = self.config.get("step_answers")
+        if table is None and self.config.get("hierarchy"):
+            table = {}
+            for answer, parent in self.config["hierarchy"].items():
+                table.setdefault(parent, []).append(answer)
+        return {s: sorted(a) for s, a in (table or {}).items()}
+
     def card(self) -> dict:
         """What the app's About tab shows."""
         keys = ("task", "kind", "method", "backbone", "template", "max_length", "metrics", "training", "description",
@@ -135,8 +146,14 @@ class CoTTPipeline:
         return self._phrases.get(" | ".join(parts).lower(), parts)
 
     # ---- inference ------------------------------------------------------------------------
-    def __call__(self, inputs, step=None, top_k: int = 1, batch_size: int = 32):
-        """Predict for one input or a list; ``step`` injects a step (one, or one per input; None = Î)."""
+    def __call__(self, inputs, step=None, top_k: int = 1, batch_size: int = 32, constrained: bool = False):
+        """Predict for one input or a list; ``step`` injects a step (one, or one per input; None = Î).
+
+        With ``constrained`` the answer is chosen among the answers consistent with the step (Î or the
+        injected one; ``step_answers``): a view that always follows the step, never used in training.
+        """
+        if constrained and not self.step_answers:
+            raise ValueError("this checkpoint records no step-answer table to constrain the answer with")
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
         steps = step if isinstance(step, list) and not single else [step] * len(items)
@@ -150,10 +167,10 @@ class CoTTPipeline:
             fields = [self._fields(x) for x in chunk]
             words = [self._step_words(s) if s is not None else None for s in steps[start : start + batch_size]]
             r = reason(self.model, fields, words if any(words) else None, self.max_length, top_k)
-            out.extend(self._predictions(fields, words, r))
+            out.extend(self._predictions(fields, words, r, constrained))
         return out[0] if single else out
 
-    def _predictions(self, fields, words, r) -> list[Prediction]:
+    def _predictions(self, fields, words, r, constrained: bool = False) -> list[Prediction]:
         preds = []
         known = self.step_labels
         for i, f in enumerate(fields):
@@ -176,6 +193,9 @@ class CoTTPipeline:
             # A user who injects a step wants the answer under that step, not one hedged back towards Î.
             mode = "step2" if injected else self.config.get("answer_mode", "rectified")
             p_final = {"step2": p_step, "direct": p_answer}.get(mode, p_rect)
+            allowed = self.step_answers.get(label) if constrained else None
+            if allowed:
+                p_final = counterfactual.constrain(torch.tensor(p_final), [self.labels.index(a) for a in allowed]).tolist()
             preds.append(
                 Prediction(
                     text=f["text"],
@@ -204,3 +224,38 @@ class CoTTPipeline:
         first = reason(self.model, fields, None, self.max_length)
         out = [Sweep(f["text"], self.steps, self.labels, probs[i].tolist(), first["p_steps"][i].tolist()) for i, f in enumerate(fields)]
         return out[0] if single else out
+
+    def counterfactuals(self, inputs, policy: str, steps=None, gold_steps=None, labels=None, constrained: bool = False,
+                        seed: int = 0, batch_size: int = 64) -> list[counterfactual.CounterfactualRecord]:
+        """Inject steps into every input under ``policy`` (see ``cott.counterfactual``) and read the answers.
+
+        ``steps``: for ``fixed`` one step for all inputs, for ``given`` one step or a list of steps per input
+        (labels or words, '|' between slots). ``gold_steps``/``labels``: the inputs' gold step and answer, if known.
+        """
+        items = list(inputs)
+        fields = [self._fields(x) for x in items]
+        if policy == "fixed":
+            steps = [[steps]] * len(items)
+        elif policy == "given":
+            if steps is None or len(steps) != len(items):
+                raise ValueError("the 'given' policy needs one step (or a list of steps) per input")
+            steps = [s if isinstance(s, list) else [s] for s in steps]
+        else:
+            steps = None  # the other policies choose the steps themselves
+        parsed = None if steps is None else [[self._step_words(s) for s in row] for row in steps]
+        golds = None if gold_steps is None else [self._gold_step(s) for s in gold_steps]
+        return counterfactual.run(
+            self.model, fields, policy, steps=parsed, gold_steps=golds, gold_labels=labels,
+            step_answers=self.step_answers, answer_mode=self.config.get("answer_mode", "rectified"),
+            constrained=constrained, seed=seed, max_length=self.max_length, batch_size=batch_size,
+            texts=[f["text"] for f in fields],
+        )
+
+    def _gold_step(self, step) -> tuple[str, ...] | None:
+        """A gold step given as a label ("a | b") or a tuple of labels; None stays None."""
+        if step is None or step == "":
+            return None
+        parts = tuple(p.strip() for p in (step if isinstance(step, (list, tuple)) else str(step).split("|")))
+        if parts not in self.step_labels:
+            raise ValueError(f"unknown gold step {' | '.join(parts)!r}; known steps: {', '.join(self.steps[:10])} ...")
+        return parts
