@@ -140,7 +140,7 @@ def plots(records, out_dir: Path) -> list[Path]:
         stem = f"{task}_{_slug(budget)}"
         configs = _ordered(c for t, b, c in groups if (t, b) == (task, budget))
         reads = {c: [readings(r) for r in groups[(task, budget, c)]] for c in configs}
-        fig, ax = plt.subplots(figsize=(7, 3.6))
+        fig, ax = plt.subplots(figsize=(8.5, 3.6))
         stats = [_mean_sd([100 * x["answer"] for x in reads[c]]) for c in configs]
         means = [m for m, _ in stats]
         ax.bar(configs, means, yerr=[s for _, s in stats], capsize=4,
@@ -157,7 +157,7 @@ def plots(records, out_dir: Path) -> list[Path]:
                 ax.scatter(xs, ys, marker=marker, color="#e8590c" if key == "direct" else "#2b8a3e", zorder=3, s=22, label=label)
                 shown += ys
         if len(shown) > len(means):
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.set_ylabel("test score (%)")
         ax.set_ylim(max(0, min(shown) - 10), min(100, max(shown) + 5))
         ax.set_title(f"{task}, {budget}: score by method (mean ± sd over seeds)", fontsize=10)
