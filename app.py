@@ -571,7 +571,7 @@ class Handlers:
         rows = predict_rows(m.spec, texts, thr, progress)
         shown, full = batch_frames(rows)
         out = Path(tempfile.mkdtemp(prefix="cott_batch_")) / f"cott_{m.name}_predictions.csv"
-        full.to_csv(out, index=False)
+        full.to_csv(out, index=False, lineterminator="\r\n")  # RFC 4180: a cell with a lone CR is quoted
         flagged = sum(1 for r in rows if r.get("flag"))
         errors = sum(1 for r in rows if str(r.get("note", "")).startswith("error"))
         msg = f"Processed {len(rows):,} rows: {flagged:,} flagged (below {pct(thr)}), {errors:,} with errors."

@@ -92,6 +92,12 @@ def test_example_predict_edit_sweep(url, browser, shots):
     body = page.inner_text("body")
     assert "money <b>matters</b>" in body  # shown as text, never as HTML
     assert page.locator("b:text-is('matters')").count() == 0
+    # Plotly draws <b> in SVG as a bold <tspan>: the legend must show the tags as text instead.
+    legend = page.evaluate("[...document.querySelectorAll('#compare-plot .legendtext')].map(e => e.textContent)")
+    assert "under yours: money <b>matters</b>" in legend
+    bold = page.evaluate("[...document.querySelectorAll('#compare-plot tspan')]"
+                         ".filter(e => /bold/.test(e.getAttribute('style') || '')).map(e => e.textContent)")
+    assert not any("matters" in b for b in bold), bold
 
     page.locator("#sweep").click()
     plot_drawn(page, "sweep-plot")
