@@ -24,23 +24,50 @@ class TrainingBatcher:
     """Turns examples into one tensor batch with rows [Step I | Step II gold | Step II counterfactual].
 
     Step II rows are left out for single-step models and for the "Step I only" ablation; the
-    counterfactual rows are left out when the contrastive loss is off.
+    counterfactual rows are left out when the contrastive loss is off. The counterfactual step I* is
+    drawn uniformly from the other known steps (``sampling="uniform"``) or from the model's own p(I|x)
+    without the gold step (``sampling="model"``: the steps it confuses, read in a gradient-free Step I pass).
     """
 
-    def __init__(self, model, max_length: int = 128, step2: bool = True, counterfactual: bool = True):
+    SAMPLING = ("uniform", "model")
+
+    def __init__(self, model, max_length: int = 128, step2: bool = True, counterfactual: bool = True,
+                 sampling: str = "uniform"):
+        if sampling not in self.SAMPLING:
+            raise ValueError(f"counterfactual sampling must be one of {self.SAMPLING}, not {sampling!r}")
         self.model = model
         self.max_length = max_length
         self.step2 = step2 and model.num_step_slots > 0
         self.counterfactual = counterfactual and self.step2
+        self.sampling = sampling
         self.steps = model.known_steps()
         if self.counterfactual and len(self.steps) < 2:
             raise ValueError("counterfactual steps need at least two known steps")
 
+    def _counterfactuals(self, examples, first, rng: random.Random) -> list[tuple[str, ...]]:
+        """One counterfactual step I* != gold per example."""
+        if self.sampling == "uniform":
+            drawn = []
+            for ex in examples:  # rejection sampling: the random stream of earlier runs, so seeds reproduce
+                other = tuple(ex.step)
+                while other == tuple(ex.step):
+                    other = self.steps[rng.randrange(len(self.steps))]
+                drawn.append(other)
+            return drawn
+        gold = [self.steps.index(tuple(ex.step)) for ex in examples]
+        others = [[j for j in range(len(self.steps)) if j != g] for g in gold]
+        with torch.no_grad():
+            out = self.model(**self.model.collate(first))
+            p = self.model.step_distribution(out["step_logits"].float()).cpu()
+        return [self.steps[rng.choices(pool, weights=[float(p[i, j]) + 1e-12 for j in pool])[0]]
+                for i, pool in enumerate(others)]
+
     def __call__(self, examples: Sequence[Example], rng: random.Random) -> dict[str, torch.Tensor]:
         m, tpl, tok = self.model, self.model.template, self.model.tokenizer
-        first, gold, cf, answers, steps = [], [], [], [], []
+        first, gold, cf, answers, steps, text_ids = [], [], [], [], [], []
         for ex in examples:
             ids = tpl.text_ids(tok, ex.fields[tpl.main])
+            text_ids.append(ids)
             first.append(tpl.encode(tok, ex.fields, None, self.max_length, ids))
             answers.append(m.answer.index(ex.label))
             if not m.num_step_slots:
@@ -48,10 +75,8 @@ class TrainingBatcher:
             steps.append([m.step.index(s) for s in ex.step])
             if self.step2:
                 gold.append(tpl.encode(tok, ex.fields, m.step_phrase(ex.step), self.max_length, ids))
-            if self.counterfactual:
-                other = ex.step
-                while other == ex.step:
-                    other = self.steps[rng.randrange(len(self.steps))]
+        if self.counterfactual:
+            for ex, ids, other in zip(examples, text_ids, self._counterfactuals(examples, first, rng)):
                 cf.append(tpl.encode(tok, ex.fields, m.step_phrase(other), self.max_length, ids))
         batch = m.collate(first + gold + cf)
         device = batch["input_ids"].device
