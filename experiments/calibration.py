@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 from cott.batching import by_prompt_length
 from cott.checkpoint import CONFIG, load_checkpoint
+from cott.evaluation import answer_scores, headline, known_examples
 from cott.inference import reason
 from cott.metrics import NO_RELATION
 from cott.rectify import rectify
 from cott.tasks import RELATION, get_task
-from train.evaluate import answer_scores, headline, known_examples
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = np.geomspace(0.25, 16, 61)

@@ -21,8 +21,8 @@ import torch
 from safetensors import safe_open
 
 from cott.checkpoint import DELTA, load_checkpoint, read_config, save_checkpoint
+from cott.evaluation import evaluate, headline, known_examples, recorded
 from cott.tasks import get_task
-from train.evaluate import evaluate, headline, known_examples
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def main(argv=None):
                         "soup_of": kept, "selection": f"greedy on {args.split} ({len(examples)} examples)"}
     meta["ingredients"] = [h | {"training": names[h["path"]].get("training"), "init_from": names[h["path"]].get("init_from")}
                            for h in history]
-    meta["metrics"] = {args.split: {k: v for k, v in result.items() if k != "coverage_curve"}}
+    meta["metrics"] = {args.split: recorded(result)}
     if config["weights"] == "delta":  # store the same tensors as the ingredients do
         stored = _delta_keys(paths[0])
         for n, param in model.mlm.named_parameters():

@@ -14,9 +14,9 @@ from tqdm.auto import tqdm
 
 from cott.batching import by_prompt_length
 from cott.checkpoint import load_checkpoint
+from cott.evaluation import answer_scores, headline, known_examples
 from cott.inference import reason
 from cott.tasks import RELATION, get_task
-from train.evaluate import answer_scores, headline, known_examples
 
 
 def step_oracle(model, examples, kind: str, max_length: int, batch_size: int = 128) -> dict:

@@ -16,7 +16,7 @@ from cott.tasks import label_sets
 from train.__main__ import main as train_main
 from experiments.prompt_lengths import main as prompt_lengths_main
 from train.build import build_model
-from train.evaluate import evaluate
+from cott.evaluation import evaluate
 from train.evaluate import main as evaluate_main
 from helpers import train_args
 

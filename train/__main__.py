@@ -10,7 +10,7 @@ import sys
 from cott.tasks import TASKS
 
 from .build import METHODS
-from .evaluate import max_length_arg
+from cott.evaluation import max_length_arg
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,11 +17,11 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from cott.batching import TrainingBatcher, prompt_lengths
 from cott.checkpoint import save_checkpoint
 from cott.data import sample
+from cott.evaluation import evaluate, headline, known_examples, recorded, summary
 from cott.losses import LossConfig, cott_loss
 from cott.tasks import get_task, hierarchy, label_sets
 
 from .build import build_model, model_from_checkpoint
-from .evaluate import evaluate, headline, known_examples, summary
 from .state import check_resumable, load_state, run_settings, save_state
 from .warmup import mlm_warmup
 
@@ -111,7 +111,7 @@ def run(args) -> dict:
         info["history"].append({"step": info["step"], "val": score})
         if score > info["best"]:
             info.update(best=score, best_step=info["step"])
-            meta["metrics"] = {"val": {k: v for k, v in res.items() if k != "coverage_curve"}}
+            meta["metrics"] = {"val": recorded(res)}
             if accelerator.is_main_process:
                 save_checkpoint(core, best_dir, meta, args.save_weights, args.save_dtype)
         logger.info("step %d: val %.4f (best %.4f at step %d)", info["step"], score, info["best"], info["best_step"])
@@ -177,8 +177,8 @@ def test_best(best_dir: Path, task, args) -> dict:
     test = sample(test, args.max_test_examples)  # seed 0: every method meets the same test examples
     res = evaluate(model, test, task.kind, config["answer_mode"], config["max_length"], args.eval_batch_size,
                    hierarchy=config.get("hierarchy"))
-    logger.info("test:\n%s", summary(res, task.kind))
-    config.setdefault("metrics", {})["test"] = {k: v for k, v in res.items() if k != "coverage_curve"}
+    logger.info("test:\n%s", summary(res))
+    config.setdefault("metrics", {})["test"] = recorded(res)
     (best_dir / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
     (best_dir / "metrics_test.json").write_text(json.dumps(res, indent=2))
     return res
