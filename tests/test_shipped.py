@@ -7,7 +7,7 @@ import pytest
 from cott import CoTTPipeline, get_task
 from cott.checkpoint import load_checkpoint
 from cott.data import sample
-from train.evaluate import evaluate, headline, known_examples
+from cott.evaluation import evaluate, headline, known_examples
 from conftest import ROOT, needs_data
 
 ASSETS = ROOT / "assets"
