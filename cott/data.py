@@ -114,6 +114,16 @@ def load_clinc150(path: str | Path, split: str) -> list[Example]:
     return examples
 
 
+def load_clinc150_out_of_scope(path: str | Path, split: str) -> list[str]:
+    """The out-of-scope queries of a CLINC150 split (``oos_train``/``oos_val``/``oos_test``): never trained on."""
+    path = Path(path)
+    data_file = path / "data_full.json" if path.is_dir() else path
+    data, key = _read_json(data_file), f"oos_{_split_name(split)}"
+    if not isinstance(data, dict) or key not in data:
+        raise DataError(data_file, f"no {key!r} split")
+    return [row[0] for row in data[key] if isinstance(row, list) and row and isinstance(row[0], str)]
+
+
 # ---- WOS ---------------------------------------------------------------------------------------
 def load_wos(path: str | Path, split: str, seed: int = 0) -> list[Example]:
     """WOS in the HiAGM JSON-lines folder layout (``wos_{split}.json``) or the original ``Data.txt`` TSV.

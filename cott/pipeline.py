@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from . import counterfactual
+from . import counterfactual, monitor
 from .checkpoint import load_checkpoint
 from .data import relation_example
 from .inference import reason, sweep
@@ -34,7 +34,9 @@ class Prediction:
     injected: bool = False
     p_steps: list[float] | None = None  # p(I|x)
     p_answer_step: list[float] | None = None  # p(y|x,Î) or p(y|x,step)
-    p_marginal: list[float] | None = None  # exact marginal over the top-k steps (top_k > 1)
+    p_marginal: list[float] | None = None  # top-k marginal, the remaining mass answered directly (top_k > 1)
+    scope_score: float | None = None  # the checkpoint's out-of-scope signal (higher = more in scope), if it has one
+    out_of_scope: bool | None = None  # scope_score below the checkpoint's fitted threshold
 
     def top(self, n: int = 5, which: str = "p_rectified") -> list[tuple[str, float]]:
         probs = getattr(self, which)
@@ -95,6 +97,16 @@ class CoTTPipeline:
         return bool(self.steps)
 
     @property
+    def num_step_slots(self) -> int:
+        """How many parts a step has (one per [C] slot of the template; "a | b" for two)."""
+        return self.model.num_step_slots
+
+    @property
+    def answer_mode(self) -> str:
+        """Which distribution gives the answer: "rectified" (default), "step2" (p(y|x,Î)) or "direct" (p(y|x))."""
+        return self.config.get("answer_mode", "rectified")
+
+    @property
     def step_answers(self) -> dict[str, list[str]]:
         """Step label -> the answers consistent with it (from training data; empty when not recorded)."""
         table = self.config.get("step_answers")
@@ -138,10 +150,10 @@ class CoTTPipeline:
         """A step given by a user: a known step (label or words) or free text; '|' separates slots."""
         parts = list(step) if isinstance(step, (list, tuple)) else str(step).split("|")
         parts = [p.strip() for p in parts]
-        if len(parts) != self.model.num_step_slots or not all(parts):
+        if len(parts) != self.num_step_slots or not all(parts):
             raise ValueError(
-                f"this model's step has {self.model.num_step_slots} part(s); got {len(parts)} non-empty part(s)"
-                + (" (separate them with '|')" if self.model.num_step_slots > 1 else "")
+                f"this model's step has {self.num_step_slots} part(s); got {len(parts)} non-empty part(s)"
+                + (" (separate them with '|')" if self.num_step_slots > 1 else "")
             )
         return self._phrases.get(" | ".join(parts).lower(), parts)
 
@@ -170,14 +182,24 @@ class CoTTPipeline:
             out.extend(self._predictions(fields, words, r, constrained))
         return out[0] if single else out
 
+    def _scope(self, r: dict, i: int) -> tuple[float | None, bool | None]:
+        """The out-of-scope signal stored in the checkpoint (``experiments.out_of_scope --write``) for input ``i``."""
+        fit = self.config.get("out_of_scope")
+        if not isinstance(fit, dict):
+            return None, None
+        p_step = r["p_step_hat"][i : i + 1] if "p_step_hat" in r else None
+        score = float(monitor.signal_scores(r["p_rectified"][i : i + 1], r["p_answer"][i : i + 1], p_step)[fit["signal"]])
+        return score, score < fit["threshold"]
+
     def _predictions(self, fields, words, r, constrained: bool = False) -> list[Prediction]:
         preds = []
         known = self.step_labels
         for i, f in enumerate(fields):
             p_answer = r["p_answer"][i].tolist()
+            scope = self._scope(r, i) if words[i] is None else (None, None)
             if not self.has_steps:
                 preds.append(Prediction(f["text"], self.labels, self.labels[max(range(len(p_answer)), key=p_answer.__getitem__)],
-                                        p_answer, p_answer, []))
+                                        p_answer, p_answer, [], scope_score=scope[0], out_of_scope=scope[1]))
                 continue
             injected = words[i] is not None
             weight = float(r["p_step_weight"][i])
@@ -191,7 +213,7 @@ class CoTTPipeline:
             # An injected free-text step has no p(step|x) to weigh it by: its rectified form is Step II's.
             p_rect = p_step if math.isnan(weight) else r["p_rectified"][i].tolist()
             # A user who injects a step wants the answer under that step, not one hedged back towards Î.
-            mode = "step2" if injected else self.config.get("answer_mode", "rectified")
+            mode = "step2" if injected else self.answer_mode
             p_final = {"step2": p_step, "direct": p_answer}.get(mode, p_rect)
             allowed = self.step_answers.get(label) if constrained else None
             if allowed:
@@ -211,6 +233,8 @@ class CoTTPipeline:
                     p_steps=r["p_steps"][i].tolist(),
                     p_answer_step=p_step,
                     p_marginal=r["p_marginal"][i].tolist() if "p_marginal" in r else None,
+                    scope_score=scope[0],
+                    out_of_scope=scope[1],
                 )
             )
         return preds
