@@ -4,7 +4,7 @@ import json
 import pytest
 
 from cott.data import DataError, load_clinc150, load_jsonl, load_tacred, load_wos
-from conftest import needs_data
+from helpers import needs_data
 
 
 def test_generic_jsonl_errors_name_file_and_line(tmp_path):

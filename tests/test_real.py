@@ -6,7 +6,7 @@ import pytest
 from cott import CoTTPipeline
 from cott.tasks import get_task
 from train.__main__ import main as train_main
-from conftest import needs_data
+from helpers import needs_data
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from cott import CoTTPipeline, get_task
 from cott.checkpoint import load_checkpoint
 from cott.data import sample
 from cott.evaluation import evaluate, headline, known_examples
-from conftest import ROOT, needs_data
+from helpers import ROOT, needs_data
 
 ASSETS = ROOT / "assets"
 SHIPPED = {"clinc150": ("clinc150",), "conll04": ("conll04", "derived_tacred_style")}

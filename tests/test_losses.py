@@ -1,0 +1,197 @@
+"""The training objective: the counterfactual contrastive loss by hand, and its wiring inside the full CoTT loss."""
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cott.batching import TrainingBatcher
+from cott.losses import LossConfig, cott_loss, counterfactual_contrastive_loss
+from helpers import toy_model
+
+# Hand-written projections of two examples: not unit length, so the loss must normalise them.
+Z_X = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+Z_GOLD = torch.tensor([[3.0, 4.0], [0.0, 1.0]])  # cosines with Z_X: 0.6 and 1
+Z_CF = torch.tensor([[0.0, -2.0], [1.0, 1.0]])  # cosines with Z_X: 0 and 1/sqrt(2)
+R = 1 / math.sqrt(2)
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.1])
+def test_contrastive_loss_hand_computed(tau):
+    # InfoNCE of each example over [positive, its own counterfactual]: log(1 + e^((neg - pos) / tau))
+    want = (math.log(1 + math.exp((0 - 0.6) / tau)) + math.log(1 + math.exp((R - 1) / tau))) / 2
+    got = counterfactual_contrastive_loss(Z_X, Z_GOLD, Z_CF, tau=tau)
+    assert got.item() == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.1])
+def test_contrastive_loss_with_in_batch_negatives_hand_computed(tau):
+    # Example 1: positive g1 (0.6), negatives the other example's gold g2 (0) and its counterfactual c1 (0).
+    first = -0.6 / tau + math.log(math.exp(0.6 / tau) + math.exp(0 / tau) + math.exp(0 / tau))
+    # Example 2: positive g2 (1), negatives g1 (0.8) and its counterfactual c2 (1/sqrt(2)).
+    second = -1 / tau + math.log(math.exp(0.8 / tau) + math.exp(1 / tau) + math.exp(R / tau))
+    got = counterfactual_contrastive_loss(Z_X, Z_GOLD, Z_CF, tau=tau, in_batch=True)
+    assert got.item() == pytest.approx((first + second) / 2, rel=1e-5)
+
+
+def test_contrastive_loss_lower_for_matching_pairs():
+    torch.manual_seed(0)
+    z_x = torch.randn(8, 16)
+    close = z_x + 0.05 * torch.randn(8, 16)
+    far = torch.randn(8, 16)
+    matching = counterfactual_contrastive_loss(z_x, close, far, tau=0.1)
+    mismatched = counterfactual_contrastive_loss(z_x, far, close, tau=0.1)
+    assert matching < mismatched
+    assert counterfactual_contrastive_loss(z_x, close, far, in_batch=True) < counterfactual_contrastive_loss(z_x, far, close, in_batch=True)
+
+
+# ---- the full CoTT loss: which rows are the anchor, the positive and the negative -----------------------------
+
+
+class FreeRows(nn.Module):
+    """Stands in for ``CoTTModel`` inside ``cott_loss``: each row's g(h), answer logits and (Step I rows) step
+    logits are free parameters, so the numbers are hand-written and one gradient step moves exactly them."""
+
+    def __init__(self, projections, answer_logits, step_logits):
+        super().__init__()
+        self.z = nn.Parameter(projections.clone())
+        self.answer = nn.Parameter(answer_logits.clone())
+        self.step = nn.Parameter(step_logits.clone())
+
+    def forward(self, input_ids, attention_mask, answer_pos, step_pos=None, project=False):
+        out = {"answer_logits": self.answer[input_ids[:, 0]], "step_logits": self.step}
+        if project:
+            out["answer_projection"] = self.z[input_ids[:, 0]]
+        return out
+
+
+def _free_batch(n, answers, steps):
+    """A batch of 3n rows [Step I | Step II gold | Step II counterfactual]; input_ids[:, 0] is the row number."""
+    rows = torch.arange(3 * n)
+    return {"input_ids": rows[:, None], "attention_mask": torch.ones(3 * n, 1, dtype=torch.long),
+            "answer_pos": torch.zeros(3 * n, dtype=torch.long), "step_pos": torch.zeros(3 * n, 1, dtype=torch.long),
+            "answer": torch.tensor(answers), "step": torch.tensor(steps)[:, None]}
+
+
+def _hand_model():
+    answer_logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]] * 3) + torch.arange(6.0)[:, None] / 10
+    step_logits = torch.tensor([[[1.0, 0.0]], [[0.0, 3.0]]])
+    return FreeRows(torch.cat([Z_X, Z_GOLD, Z_CF]), answer_logits, step_logits), _free_batch(2, [0, 1], [0, 1])
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.1])
+@pytest.mark.parametrize("weight", [1.0, 2.0, 0.25])
+def test_full_loss_hand_computed(tau, weight):
+    """Every part of L = L_I + L_y1 + L_y2 + λ L_cc from hand-written logits and projections."""
+    model, batch = _hand_model()
+    loss, parts = cott_loss(model, batch, LossConfig(contrastive_weight=weight, tau=tau))
+    ce = lambda logits, gold: (torch.logsumexp(logits, -1) - logits[range(len(gold)), gold]).mean().item()  # noqa: E731
+    a = model.answer.detach()
+    want = {"L_y1": ce(a[:2], [0, 1]), "L_y2": ce(a[2:4], [0, 1]), "L_I": ce(model.step.detach()[:, 0], [0, 1]),
+            "L_cc": weight * (math.log(1 + math.exp((0 - 0.6) / tau)) + math.log(1 + math.exp((R - 1) / tau))) / 2}
+    assert parts == pytest.approx(want, rel=1e-5)
+    assert loss.item() == pytest.approx(sum(want.values()), rel=1e-5)
+    _, in_batch = cott_loss(model, batch, LossConfig(contrastive_weight=weight, tau=tau, in_batch_negatives=True))
+    assert in_batch["L_cc"] == pytest.approx(weight * counterfactual_contrastive_loss(Z_X, Z_GOLD, Z_CF, tau, True).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("in_batch", [False, True])
+def test_contrastive_roles_follow_the_row_groups(in_batch):
+    """Permuting the three row groups changes L_cc to the value of the permuted roles; permuting the examples
+    alike in all three groups changes nothing."""
+    model, batch = _hand_model()
+    cfg = LossConfig(tau=0.5, in_batch_negatives=in_batch)
+    groups = {"x": [0, 1], "gold": [2, 3], "cf": [4, 5]}
+    z = {k: model.z.detach()[v] for k, v in groups.items()}
+    for order in (("x", "gold", "cf"), ("x", "cf", "gold"), ("gold", "x", "cf"), ("cf", "gold", "x")):
+        rows = torch.tensor([i for k in order for i in groups[k]])
+        permuted = dict(batch, input_ids=batch["input_ids"][rows])
+        want = counterfactual_contrastive_loss(*(z[k] for k in order), 0.5, in_batch).item()
+        assert cott_loss(model, permuted, cfg)[1]["L_cc"] == pytest.approx(want, rel=1e-5), order
+    before = cott_loss(model, batch, cfg)[1]
+    swap = torch.tensor([1, 0, 3, 2, 5, 4])  # the two examples swapped in every group, their gold labels too
+    swapped = dict(batch, input_ids=batch["input_ids"][swap], answer=batch["answer"][[1, 0]], step=batch["step"][[1, 0]])
+    model.step.data = model.step.data[[1, 0]]
+    assert cott_loss(model, swapped, cfg)[1] == pytest.approx(before, rel=1e-5)
+
+
+@pytest.mark.parametrize("in_batch", [False, True])
+def test_one_step_pulls_the_anchor_towards_the_gold_step_and_away_from_the_counterfactual(in_batch):
+    """The full CoTT loss, one plain gradient step: cos(g(h_x), g(h_{x,I})) rises and cos(g(h_x), g(h_{x,I*}))
+    falls, for every example (with in-batch negatives the other examples' states push too: the counterfactual's
+    cosine falls on average, and the gap between the two rises for every example)."""
+    n = 6
+    gen = torch.Generator().manual_seed(0)
+    model = FreeRows(torch.randn(3 * n, 8, generator=gen), torch.randn(3 * n, 3, generator=gen),
+                     torch.randn(n, 1, 2, generator=gen))
+    batch = _free_batch(n, [0, 1, 2, 0, 1, 2], [0, 1, 1, 0, 0, 1])
+
+    def cosines():
+        z = F.normalize(model.z.detach(), dim=-1)
+        return (z[:n] * z[n : 2 * n]).sum(-1), (z[:n] * z[2 * n :]).sum(-1)
+
+    gold_before, cf_before = cosines()
+    loss, _ = cott_loss(model, batch, LossConfig(contrastive_weight=1.0, tau=0.5, in_batch_negatives=in_batch))
+    loss.backward()
+    torch.optim.SGD(model.parameters(), lr=0.05).step()
+    gold_after, cf_after = cosines()
+    assert (gold_after > gold_before).all(), (gold_after - gold_before).tolist()
+    assert (gold_after - cf_after > gold_before - cf_before).all()
+    if in_batch:
+        assert cf_after.mean() < cf_before.mean() - 1e-4
+    else:
+        assert (cf_after < cf_before).all(), (cf_after - cf_before).tolist()
+
+
+# ---- the full CoTT loss on a tiny CoTT model -------------------------------------------------------------------
+
+N = 6  # examples per batch: rows [Step I (N) | Step II gold (N) | Step II counterfactual (N)]
+
+
+@pytest.fixture
+def model_and_batch(tiny_bert, toy_data):
+    model, examples = toy_model(tiny_bert, toy_data)
+    model.eval()  # no dropout: the same batch gives the same numbers twice
+    return model, TrainingBatcher(model, 48)(examples[:N], random.Random(0))
+
+
+def _forward(model, batch, group):
+    """The model's outputs on one row group (0 Step I, 1 Step II gold, 2 Step II counterfactual), encoded on its own."""
+    keep = slice(group * N, (group + 1) * N)
+    with torch.no_grad():
+        return model(batch["input_ids"][keep], batch["attention_mask"][keep], batch["answer_pos"][keep],
+                     batch["step_pos"][keep], project=True)
+
+
+def test_each_part_reads_its_own_rows_of_a_real_model(model_and_batch):
+    """L_y1 on Step I rows, L_y2 on gold Step II rows, L_I at Step I's [C] masks, L_cc with (Step I, gold, counterfactual)."""
+    model, batch = model_and_batch
+    loss, parts = cott_loss(model, batch, LossConfig(contrastive_weight=2.0, tau=0.2))
+    step1, gold, cf = (_forward(model, batch, g) for g in range(3))
+    want = {
+        "L_y1": F.cross_entropy(step1["answer_logits"], batch["answer"]).item(),
+        "L_y2": F.cross_entropy(gold["answer_logits"], batch["answer"]).item(),
+        "L_I": F.cross_entropy(step1["step_logits"].flatten(0, 1), batch["step"].flatten()).item(),
+        "L_cc": 2.0 * counterfactual_contrastive_loss(step1["answer_projection"], gold["answer_projection"],
+                                                      cf["answer_projection"], tau=0.2).item(),
+    }
+    assert parts == pytest.approx(want, abs=1e-5)
+    assert loss.item() == pytest.approx(sum(want.values()), abs=1e-5)
+    _, off = cott_loss(model, batch, LossConfig(contrastive_weight=0.0))
+    assert off == pytest.approx({k: want[k] for k in ("L_y1", "L_y2", "L_I")}, abs=1e-5)  # λ = 0: no L_cc part at all
+
+
+def test_step1_only_and_single_step_models_have_only_their_parts(tiny_bert, toy_data):
+    model, examples = toy_model(tiny_bert, toy_data)
+    model.eval()
+    batch = TrainingBatcher(model, 48, step2=False)(examples[:N], random.Random(0))
+    assert batch["input_ids"].size(0) == N
+    loss, parts = cott_loss(model, batch, LossConfig(step2=False))
+    assert set(parts) == {"L_I", "L_y1"} and loss.item() == pytest.approx(sum(parts.values()), rel=1e-5)
+    prompt, _ = toy_model(tiny_bert, toy_data, method="prompt")
+    prompt.eval()
+    batch = TrainingBatcher(prompt, 48)(examples[:N], random.Random(0))
+    loss, parts = cott_loss(prompt, batch, LossConfig())
+    assert set(parts) == {"L_y1"} and loss.item() == pytest.approx(parts["L_y1"], rel=1e-6)
