@@ -28,3 +28,11 @@ def tiny_bert(tmp_path_factory) -> Path:
 def tiny_roberta(tmp_path_factory) -> Path:
     """A 2-layer RoBERTa masked LM with a byte-level BPE tokenizer trained on a toy corpus."""
     return build_tiny_roberta(tmp_path_factory.mktemp("tiny_roberta"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def lively_bert(tmp_path_factory) -> Path:
+    """The tiny BERT with larger random weights (initializer_range 0.3): its probabilities differ clearly from
+    input to input and from step to step, so a mixed-up row or column shows (the default tiny BERT answers
+    every input almost alike). Seed 1 gives the relation inputs of test_inference.py four different Î."""
+    return build_tiny_bert(tmp_path_factory.mktemp("lively_bert"), seed=1, initializer_range=0.3)

@@ -33,11 +33,12 @@ TOY_VOCAB = sorted(set(WORDS + [w for ws in TOY.values() for w in ws] + sorted(T
 
 
 def build_tiny_bert(folder: str | Path, words: Iterable[str] = TOY_VOCAB, seed: int | None = None,
-                    max_position_embeddings: int = 128) -> Path:
+                    max_position_embeddings: int = 128, **config) -> Path:
     """Write a 2-layer, 32-wide random BERT masked LM with a WordPiece vocabulary of ``words`` into ``folder``.
 
     The vocabulary is BERT's special tokens then ``words`` in their order (duplicates dropped). With ``seed``
-    the weights are drawn after ``torch.manual_seed(seed)``. Returns the folder, loadable by path like any
+    the weights are drawn after ``torch.manual_seed(seed)``; ``config`` overrides other ``BertConfig`` fields
+    (``initializer_range=0.5`` gives outputs that differ clearly from input to input). Returns the folder, loadable by path like any
     backbone (``AutoModelForMaskedLM.from_pretrained(folder)``, ``--model folder``).
     """
     import torch
@@ -50,7 +51,7 @@ def build_tiny_bert(folder: str | Path, words: Iterable[str] = TOY_VOCAB, seed: 
     BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
     if seed is not None:
         torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=max_position_embeddings, **TINY_SIZE)
+    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=max_position_embeddings, **(TINY_SIZE | config))
     BertForMaskedLM(config).save_pretrained(folder, safe_serialization=True)
     return folder
 
