@@ -1,4 +1,4 @@
-"""Load benchmark for app.py (not a test): N concurrent gradio_client clients x M requests each.
+"""Load benchmark for the demo (app.py, cott_demo/), not a test: N concurrent gradio_client clients x M requests each.
 
     python benchmarks/load_app.py                      # 20 clients x 5 requests on /predict
     python benchmarks/load_app.py --clients 20 --requests 5 --api inject \
@@ -24,7 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import app  # noqa: E402
+import torch  # noqa: E402
+
+from cott_demo import serving  # noqa: E402
+from cott_demo.layout import LAUNCH_KWARGS, build_demo  # noqa: E402
 
 
 def free_port() -> int:
@@ -54,20 +57,20 @@ def main(argv=None) -> int:
 
     from gradio_client import Client
 
-    specs = [s.strip() for s in args.checkpoints.split(",") if s.strip()] or app.configured_checkpoints()
+    specs = [s.strip() for s in args.checkpoints.split(",") if s.strip()] or serving.configured_checkpoints()
     t0 = time.perf_counter()
-    demo = app.build_demo(specs)
+    demo = build_demo(specs)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_KWARGS)
     print(f"app up in {time.perf_counter() - t0:.1f}s on port {port}; checkpoints: {', '.join(specs)}")
-    models = app.load_models(specs)  # cached: no second load
+    models = serving.load_models(specs)  # cached: no second load
     name = next((n for n, m in models.items() if m.pipe is not None), None)
     if name is None:
         print("no checkpoint could be loaded:", {n: m.error for n, m in models.items()})
         demo.close()
         return 2
     pipe = models[name].pipe
-    texts = app.load_examples(models).get(name) or ["what is the balance of my account"]
+    texts = serving.load_examples(models).get(name) or ["what is the balance of my account"]
     step = pipe.steps[-1] if pipe.steps else None
     url = f"http://127.0.0.1:{port}/"
 
@@ -111,14 +114,14 @@ def main(argv=None) -> int:
     n = args.clients * args.requests
     figures = {
         "api": args.api, "model": name, "clients": args.clients, "requests_per_client": args.requests, "requests": n,
-        "concurrency_limit": app.CONCURRENCY, "device": "cuda" if app.torch.cuda.is_available() else "cpu",
+        "concurrency_limit": serving.CONCURRENCY, "device": "cuda" if torch.cuda.is_available() else "cpu",
         "p50_s": round(percentile(latencies, 0.5), 3), "p95_s": round(percentile(latencies, 0.95), 3),
         "max_s": round(max(latencies, default=float("nan")), 3),
         "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
         "throughput_rps": round(len(latencies) / wall, 2), "wall_s": round(wall, 1), "errors": len(errors),
     }
     print(f"/{args.api} on {name!r}: {n} requests from {args.clients} clients in {wall:.1f}s "
-          f"({figures['throughput_rps']} req/s, concurrency limit {app.CONCURRENCY}, {figures['device']})")
+          f"({figures['throughput_rps']} req/s, concurrency limit {serving.CONCURRENCY}, {figures['device']})")
     print(f"latency p50 {figures['p50_s']:.3f}s  p95 {figures['p95_s']:.3f}s  max {figures['max_s']:.3f}s  errors {len(errors)}")
     for e in sorted(set(errors))[:5]:
         print("  error:", e[:200])

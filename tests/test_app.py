@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 import app  # noqa: E402
+from cott_demo import inputs, render, serving  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def write(tmp_path, name, content):
 def test_batch(served, tmp_path, name, content):
     status, table, download = served["client"].predict(served["cls"], write(tmp_path, name, content), 0.5, api_name="/batch")
     assert "Processed 4 rows" in status and "1 with errors" in status
-    assert table["headers"] == app.BATCH_COLUMNS
+    assert table["headers"] == render.BATCH_COLUMNS
     rows = table["data"]
     assert rows[0][4] and rows[1][7].startswith("error")
     csv_text = Path(download).read_text(encoding="utf-8")
@@ -195,7 +196,7 @@ def test_injected_step_with_wrong_parts(served):
     ("bad.jsonl", '{"text": "ok"}\n{oops\n', "Line 2 is not valid JSON"),
     ("nokey.jsonl", '{"sentence": "ok"}\n', 'no "text" field'),
     ("empty.csv", "", "empty"),
-    ("many.csv", "text\n" + "hello\n" * (app.MAX_ROWS + 1), "limit is 1,000"),
+    ("many.csv", "text\n" + "hello\n" * (inputs.MAX_ROWS + 1), "limit is 1,000"),
     ("big.csv", "text\n" + ("x" * 1000 + "\n") * 2200, "MB"),
 ])
 def test_bad_uploads(served, tmp_path, name, content, expected):
@@ -221,6 +222,8 @@ def test_model_info_and_examples(served):
     description, input_help, examples, about, answer_words, step_words, step = c.predict(served["rel"], api_name="/model_info")
     assert "[[subject]]" in input_help
     assert "Template" in about and answer_words["data"] and step_words["data"]
+    assert "two parts" in step["info"]  # the relation model's step has a slot per entity
+    assert "two parts" not in c.predict(served["cls"], api_name="/model_info")[-1]["info"]
     text = c.predict(0, served["rel"], api_name="/example")
     assert "[[" in text and "{{" in text
     status, *_ = ask(served, text, name=served["rel"])
@@ -229,9 +232,9 @@ def test_model_info_and_examples(served):
 
 def test_default_checkpoints_and_env(monkeypatch):
     monkeypatch.delenv("COTT_CHECKPOINTS", raising=False)
-    assert app.configured_checkpoints() == [str(ROOT / "assets" / "clinc150"), str(ROOT / "assets" / "conll04")]
+    assert serving.configured_checkpoints() == [str(ROOT / "assets" / "clinc150"), str(ROOT / "assets" / "conll04")]
     monkeypatch.setenv("COTT_CHECKPOINTS", " a/b , ./c ,")
-    assert app.configured_checkpoints() == ["a/b", "./c"]
+    assert serving.configured_checkpoints() == ["a/b", "./c"]
 
 
 def test_examples_file_is_well_formed():
@@ -245,10 +248,10 @@ def test_about_card_shows_the_history_of_a_continued_checkpoint():
     parent = {"path": "runs/a/best", "training": {"command": "python -m train --task x <b>"}}
     card = {"task": "x", "training": {"command": "python -m train --init-from runs/a/best"}, "init_from": parent}
     pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
-    text = app.card_markdown(app.Model("m", "spec", pipe=pipe, card=card))
+    text = render.card_markdown(serving.Model("m", "spec", pipe=pipe, card=card))
     fenced = text.split("**Continued from**")[1].split("```")[1]  # literal inside a code block, which escapes HTML
     assert fenced.split("\n")[1:3] == ["# runs/a/best", "python -m train --task x <b>"]
-    assert "Continued from" not in app.card_markdown(app.Model("m", "spec", pipe=pipe, card={"task": "x"}))
+    assert "Continued from" not in render.card_markdown(serving.Model("m", "spec", pipe=pipe, card={"task": "x"}))
 
 
 def test_about_card_lists_the_ingredients_of_a_weight_average():
@@ -256,7 +259,7 @@ def test_about_card_lists_the_ingredients_of_a_weight_average():
                    {"path": "runs/b/best", "kept": False, "training": {"command": "python -m train --seed 1"}}]
     card = {"task": "x", "training": {"command": "python -m experiments.soup"}, "ingredients": ingredients}
     pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
-    fenced = app.card_markdown(app.Model("m", "spec", pipe=pipe, card=card)).split("**Weight average of**")[1].split("```")[1]
+    fenced = render.card_markdown(serving.Model("m", "spec", pipe=pipe, card=card)).split("**Weight average of**")[1].split("```")[1]
     assert fenced.split("\n")[1:5] == ["# runs/a/best (kept)", "python -m train <a>", "# runs/b/best (left out)",
                                        "python -m train --seed 1"]
 
@@ -264,10 +267,10 @@ def test_about_card_lists_the_ingredients_of_a_weight_average():
 def test_about_card_says_whether_the_step_confidence_is_calibrated():
     pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
     cal = {"split": "val", "examples": 3260, "temperature": 3.249, "ece_raw": 0.136, "ece_scaled": 0.048}
-    row = [line for line in app.card_markdown(app.Model("m", "spec", pipe=pipe, card={"calibration": cal})).split("\n")
+    row = [line for line in render.card_markdown(serving.Model("m", "spec", pipe=pipe, card={"calibration": cal})).split("\n")
            if line.startswith("| Step confidence")]
     assert len(row) == 1 and "T = 3.25" in row[0] and "3260 val" in row[0] and "0.136 → 0.048" in row[0]
-    plain = app.card_markdown(app.Model("m", "spec", pipe=pipe, card={}))
+    plain = render.card_markdown(serving.Model("m", "spec", pipe=pipe, card={}))
     assert "not calibrated" in plain
     direct = type("P", (), {"labels": ["a"], "steps": [], "kind": "classification"})()
-    assert "Step confidence" not in app.card_markdown(app.Model("m", "spec", pipe=direct, card={}))
+    assert "Step confidence" not in render.card_markdown(serving.Model("m", "spec", pipe=direct, card={}))

@@ -1,35 +1,33 @@
 """The demo's limits at and just past each boundary, and the escaping of user text, without a browser or a server.
 
 The events are called as Gradio wires them (``demo.fns``), on tiny random checkpoints, with the pipeline spied on so
-that what the model really receives is checked, not only the notice shown to the user.
+that what the model really receives is checked, not only the notice shown to the user. Reading files, rendering and
+plots are tested without Gradio.
 """
 from __future__ import annotations
 
 import csv
 import math
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
-from app_tiny import tiny_checkpoints  # also puts the repository root on sys.path
+from app_tiny import ROOT, tiny_checkpoints  # also puts the repository root on sys.path
 
-pytest.importorskip("gradio")
-import app  # noqa: E402
-import app_plots as plots  # noqa: E402
-from cott import CoTTPipeline  # noqa: E402
-from cott.pipeline import Prediction  # noqa: E402
+from cott import CoTTPipeline
+from cott.pipeline import Prediction
+from cott_demo import files, inputs, plots, render, serving
 
-LIMITS = app
-FILES = app
-RENDER = app
-FIGURES = app
 EVIL = "<b>x</b><script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    layout = pytest.importorskip("cott_demo.layout", reason="gradio is not installed")
     dirs, examples = tiny_checkpoints(tmp_path_factory.mktemp("ckpt"))
-    return app.build_demo(dirs, examples=examples)
+    return layout.build_demo(dirs, examples=examples)
 
 
 @pytest.fixture
@@ -68,47 +66,52 @@ def text_of(n: int) -> str:
 # ---- text and step length ------------------------------------------------------------------------
 @pytest.mark.parametrize("extra", [0, 1])
 def test_long_text_is_truncated_before_the_pipeline(demo, seen, extra):
-    text = text_of(LIMITS.MAX_CHARS + extra)
+    text = text_of(inputs.MAX_CHARS + extra)
     status, *_, summary = event(demo, "predict", "tinyintent", text, 0.5)
     (texts, _), = seen.predict
-    assert texts == [text[: LIMITS.MAX_CHARS]]
-    notice = f"only the first {LIMITS.MAX_CHARS:,}"
+    assert texts == [text[: inputs.MAX_CHARS]]
+    notice = f"only the first {inputs.MAX_CHARS:,}"
     assert (notice in status) == bool(extra) and (notice in " ".join(summary["notices"])) == bool(extra)
 
 
 @pytest.mark.parametrize("extra", [0, 1])
 def test_long_text_is_truncated_for_inject_sweep_and_batch(demo, seen, tmp_path, extra):
-    text = text_of(LIMITS.MAX_CHARS + extra)
+    text = text_of(inputs.MAX_CHARS + extra)
     event(demo, "inject", "tinyintent", text, "travel", 0.5)
     event(demo, "sweep", "tinyintent", text)
     path = tmp_path / "rows.csv"
     path.write_text(f"text\n{text}\n", encoding="utf-8")
     status, table, _ = event(demo, "batch", "tinyintent", str(path), 0.5)
-    assert seen.predict[0][0] == [text[: LIMITS.MAX_CHARS]] * 2
-    assert seen.sweep == [text[: LIMITS.MAX_CHARS]]
-    assert seen.predict[1][0] == [text[: LIMITS.MAX_CHARS]]
+    assert seen.predict[0][0] == [text[: inputs.MAX_CHARS]] * 2
+    assert seen.sweep == [text[: inputs.MAX_CHARS]]
+    assert seen.predict[1][0] == [text[: inputs.MAX_CHARS]]
     assert ("only the first" in table["note"][0]) == bool(extra)
 
 
 @pytest.mark.parametrize("extra", [0, 1])
 def test_step_length_cap(demo, seen, extra):
-    step = ("money " * 40)[: LIMITS.MAX_STEP_CHARS - 1] + "y" + "z" * extra
+    step = ("money " * 40)[: inputs.MAX_STEP_CHARS - 1] + "y" + "z" * extra
     status, _, _, raw = event(demo, "inject", "tinyintent", "what is my balance", step, 0.5)
     (texts, steps), = seen.predict
-    assert steps == [None, step[: LIMITS.MAX_STEP_CHARS]]
-    assert raw["injected_step_words"] == step[: LIMITS.MAX_STEP_CHARS].strip()
-    assert (f"only the first {LIMITS.MAX_STEP_CHARS:,}" in status) == bool(extra)
+    assert steps == [None, step[: inputs.MAX_STEP_CHARS]]
+    assert raw["injected_step_words"] == step[: inputs.MAX_STEP_CHARS].strip()
+    assert (f"only the first {inputs.MAX_STEP_CHARS:,}" in status) == bool(extra)
 
 
 # ---- batch files ---------------------------------------------------------------------------------
+def test_input_handling_needs_no_gradio():
+    code = "import sys, cott_demo.files, cott_demo.render, cott_demo.plots, cott_demo.serving; assert 'gradio' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
 @pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
 def test_csv_formula_guard(prefix):
-    assert RENDER._safe_cell(prefix + "SUM(A1)") == "'" + prefix + "SUM(A1)"
+    assert render.safe_cell(prefix + "SUM(A1)") == "'" + prefix + "SUM(A1)"
 
 
 @pytest.mark.parametrize("value", ["hello", "a=b", "1+1", "x-y", "mail@example.org", "", " =x", 3, 0.5])
 def test_csv_formula_guard_leaves_safe_values(value):
-    assert RENDER._safe_cell(value) == value
+    assert render.safe_cell(value) == value
 
 
 def test_downloaded_csv_neutralises_every_formula_prefix(demo, tmp_path):
@@ -125,28 +128,28 @@ def test_downloaded_csv_neutralises_every_formula_prefix(demo, tmp_path):
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 @pytest.mark.parametrize("extra", [0, 1])
 def test_row_limit(tmp_path, fmt, extra):
-    n = LIMITS.MAX_ROWS + extra
+    n = inputs.MAX_ROWS + extra
     path = tmp_path / f"rows.{fmt}"
     rows = [f"row {i}" for i in range(n)]
     body = "text\n" + "\n".join(rows) if fmt == "csv" else "\n".join(f'{{"text": "{r}"}}' for r in rows)
     path.write_text(body + "\n", encoding="utf-8")
     if extra:
-        with pytest.raises(LIMITS.InputError, match=f"{n:,} rows; the limit is {LIMITS.MAX_ROWS:,}"):
-            FILES.read_batch_file(str(path))
+        with pytest.raises(inputs.InputError, match=f"{n:,} rows; the limit is {inputs.MAX_ROWS:,}"):
+            files.read_batch_file(str(path))
     else:
-        assert FILES.read_batch_file(str(path)) == rows
+        assert files.read_batch_file(str(path)) == rows
 
 
 @pytest.mark.parametrize("extra", [0, 1])
 def test_upload_size_limit(tmp_path, extra):
     path = tmp_path / "big.jsonl"
-    path.write_bytes(b'{"text": "' + b"x" * (LIMITS.MAX_UPLOAD_BYTES - 13 + extra) + b'"}\n')
-    assert path.stat().st_size == LIMITS.MAX_UPLOAD_BYTES + extra
+    path.write_bytes(b'{"text": "' + b"x" * (inputs.MAX_UPLOAD_BYTES - 13 + extra) + b'"}\n')
+    assert path.stat().st_size == inputs.MAX_UPLOAD_BYTES + extra
     if extra:
-        with pytest.raises(LIMITS.InputError, match="the limit is 2 MB"):
-            FILES.read_batch_file(str(path))
+        with pytest.raises(inputs.InputError, match="the limit is 2 MB"):
+            files.read_batch_file(str(path))
     else:
-        assert len(FILES.read_batch_file(str(path))[0]) == LIMITS.MAX_UPLOAD_BYTES - 13
+        assert len(files.read_batch_file(str(path))[0]) == inputs.MAX_UPLOAD_BYTES - 13
 
 
 # ---- the reasoning monitor's threshold -----------------------------------------------------------
@@ -191,11 +194,11 @@ def assert_escaped(text: str):
 
 def test_markdown_escapes_user_text():
     evil = prediction(step_words=EVIL, labels=(EVIL, "travel"), step=EVIL)
-    assert_escaped(RENDER.step_section(evil, 0.5))
-    assert_escaped(RENDER.answer_section(evil))
-    assert_escaped(RENDER.comparison_md(prediction(), evil))
-    assert_escaped(RENDER.status_md(EVIL, [EVIL]))
-    assert "\\*\\*" in RENDER.esc("**bold**") and "\\[" in RENDER.esc("[link](x)")
+    assert_escaped(render.step_section(evil, 0.5))
+    assert_escaped(render.answer_section(evil))
+    assert_escaped(render.comparison_md(prediction(), evil))
+    assert_escaped(render.status_md(EVIL, [EVIL]))
+    assert "\\*\\*" in render.esc("**bold**") and "\\[" in render.esc("[link](x)")
 
 
 def test_model_name_and_card_are_escaped():
@@ -203,12 +206,12 @@ def test_model_name_and_card_are_escaped():
     parent = {"path": EVIL, "training": {"command": "x ```\n<b>y</b>"}}
     card = {"task": EVIL, "description": EVIL, "metrics": {EVIL: EVIL}, "training": {"command": "x ``` <b>y</b>"},
             "init_from": parent}
-    md = RENDER.card_markdown(app.Model(EVIL, "spec", pipe=pipe, card=card))
+    md = render.card_markdown(serving.Model(EVIL, "spec", pipe=pipe, card=card))
     outside = md.split("```")[0::2]  # the fenced blocks show text literally
     for part in outside:
         assert "<b>" not in part and "<script" not in part
     assert "&lt;b&gt;" in md
-    assert_escaped(app.Model(EVIL, EVIL, error=EVIL).description)
+    assert_escaped(render.description(serving.Model(EVIL, EVIL, error=EVIL)))
 
 
 def test_unknown_model_name_is_escaped(demo):
@@ -231,10 +234,10 @@ def figure_texts(fig) -> list[str]:
 
 
 @pytest.mark.parametrize("make", [
-    lambda: FIGURES.comparison_figure(prediction(), prediction(step_words=EVIL)),
-    lambda: FIGURES.comparison_figure(prediction(step_words=EVIL), prediction()),
-    lambda: FIGURES.answer_figure(prediction(labels=(EVIL, "travel"))),
-    lambda: FIGURES.step_figure(prediction(step=EVIL)),
+    lambda: plots.comparison_figure(prediction(), prediction(step_words=EVIL)),
+    lambda: plots.comparison_figure(prediction(step_words=EVIL), prediction()),
+    lambda: plots.answer_figure(prediction(labels=(EVIL, "travel"))),
+    lambda: plots.step_figure(prediction(step=EVIL)),
     lambda: plots.sweep_heatmap([EVIL, "s"], [EVIL, "y"], [[0.1, 0.9], [0.5, 0.5]], chosen=EVIL),
     lambda: plots.placeholder(EVIL),
 ])

@@ -1,20 +1,23 @@
-"""Plotly figures for the CoTT demo (app.py). Plain data in, figures out: no model, no gradio.
+"""Plotly figures for the demo: predictions and plain data in, figures out (no model, no gradio).
 
 Every figure has an explicit height, horizontal bars (long label names stay readable on a phone) and
-colour-blind-safe colours (Okabe-Ito). Text that may come from a user is HTML-escaped, since plotly
-interprets a few tags inside labels.
+colour-blind-safe colours (Okabe-Ito). Text that may come from a user is HTML-escaped (``render.esc_html``),
+since plotly interprets a few tags inside labels.
 """
 from __future__ import annotations
 
-import html
 from typing import Sequence
 
 import plotly.graph_objects as go
+
+from .render import TOP_LABELS, answer_under_step, esc_html, top_indices
 
 # Okabe-Ito palette.
 BLUE, ORANGE, GREEN, GREY, VERMILION, SKY = "#0072B2", "#E69F00", "#009E73", "#999999", "#D55E00", "#56B4E9"
 FONT = dict(family="Inter, system-ui, -apple-system, Segoe UI, sans-serif", size=13)
 MAX_LABEL = 38
+TOP_STEPS = 8
+SWEEP_LABELS = 8
 
 
 def label(text: str, limit: int = MAX_LABEL) -> str:
@@ -22,7 +25,7 @@ def label(text: str, limit: int = MAX_LABEL) -> str:
     text = " ".join(str(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return html.escape(text)
+    return esc_html(text)
 
 
 def _layout(fig: go.Figure, title: str, height: int, xtitle: str = "probability", **kw) -> go.Figure:
@@ -78,13 +81,13 @@ def answer_bars(
         fig.add_bar(
             x=list(probs),
             y=ticks,
-            name=html.escape(name),
+            name=esc_html(name),
             orientation="h",
             marker_color=colour,
             text=[f"{p:.0%}" for p in probs],
             textposition="outside",
             cliponaxis=False,
-            hovertemplate=f"{html.escape(name)}<br>%{{y}}: %{{x:.2%}}<extra></extra>",
+            hovertemplate=f"{esc_html(name)}<br>%{{y}}: %{{x:.2%}}<extra></extra>",
         )
     fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05)
     return _layout(fig, title, _height(len(labels), per_row=24 * max(1, len(series)), base=130, hi=720))
@@ -125,8 +128,49 @@ def sweep_heatmap(steps: Sequence[str], labels: Sequence[str], probs: Sequence[S
 def placeholder(message: str, height: int = 220) -> go.Figure:
     """An empty figure with a message, for a chart that has nothing to show yet."""
     fig = go.Figure()
-    fig.add_annotation(text=html.escape(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(color=GREY))
+    fig.add_annotation(text=esc_html(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(color=GREY))
     fig.update_layout(height=height, autosize=True, font=FONT, margin=dict(l=10, r=10, t=10, b=10), paper_bgcolor="white", plot_bgcolor="white")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+# ---- figures of a prediction, an injection and a sweep -----------------------------------------
+def step_figure(pred) -> go.Figure:
+    if not pred.p_steps:
+        return placeholder("this model has no intermediate step")
+    idx = top_indices(pred.p_steps, TOP_STEPS)
+    return step_bars([pred.steps[i] for i in idx], [pred.p_steps[i] for i in idx], pred.step)
+
+
+def answer_figure(pred) -> go.Figure:
+    idx = top_indices(pred.p_rectified, TOP_LABELS)
+    labels = [pred.labels[i] for i in idx]
+    series = {"p(y|x) direct": [pred.p_answer[i] for i in idx]}
+    if pred.p_answer_step is not None:
+        series["p(y|x,Î) given step"] = [pred.p_answer_step[i] for i in idx]
+        series["p̃(y|x) rectified"] = [pred.p_rectified[i] for i in idx]
+    return answer_bars(labels, series, pred.answer, title="Answer: top labels")
+
+
+def _short(text: str, limit: int = 30) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def comparison_figure(base, mine) -> go.Figure:
+    idx = list(dict.fromkeys(top_indices(base.p_answer_step, 3) + top_indices(mine.p_answer_step, 3)))
+    labels = [base.labels[i] for i in idx]
+    series = {
+        f"under Î: {base.step_words}": [base.p_answer_step[i] for i in idx],
+        f"under yours: {_short(mine.step_words)}": [mine.p_answer_step[i] for i in idx],
+    }
+    return answer_bars(labels, series, answer_under_step(mine), title="p(y|x,step): model's step vs yours")
+
+
+def sweep_figure(sw) -> go.Figure:
+    """The sweep's heatmap: every step, the most likely first, and the labels that any step makes most likely."""
+    order = top_indices(sw.p_steps, len(sw.steps))
+    cols = sorted(range(len(sw.labels)), key=lambda j: -max(r[j] for r in sw.probs))[:SWEEP_LABELS]
+    return sweep_heatmap([sw.steps[i] for i in order], [sw.labels[j] for j in cols],
+                         [[sw.probs[i][j] for j in cols] for i in order], chosen=sw.steps[order[0]])

@@ -1,0 +1,232 @@
+"""The Gradio Blocks: one function per tab, each tab's events wired beside its components."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from . import plots, render
+from .files import read_batch_file, upload_path
+from .inputs import DEFAULT_THRESHOLD, MAX_ROWS, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text, \
+    monitor_threshold
+from .serving import CONCURRENCY, Model, configured_checkpoints, load_examples, load_models, predict_rows, run_predict, \
+    run_sweep, usable
+
+CSS = """
+.gradio-container {max-width: 1200px !important; margin: auto;}
+@media (max-width: 640px) { .gradio-container {padding: 4px !important;} }
+"""
+LAUNCH_KWARGS = {"css": CSS, "max_file_size": "10mb"}  # hard cap; the handler's own limit is MAX_UPLOAD_BYTES
+
+INTRO = """# CoTT: Chain-of-Thought Tuning, inspected
+A masked language model that **first writes an intermediate step** (Step I: e.g. the domain of a question,
+or the types of two entities) and **then answers given that step** (Step II). Inspect the step, see how
+sure the model is of it, **replace it with your own**, or sweep every step."""
+
+BAD_INPUT = (InputError, ValueError, TypeError)  # shown to the user as a message; the app keeps serving
+
+
+def warn(err: Exception) -> str:
+    """Show an error as a toast and return it as a status line."""
+    gr.Warning(str(err))
+    return render.status_md(str(err))
+
+
+def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path | None = None,
+               threshold: float = DEFAULT_THRESHOLD) -> gr.Blocks:
+    """The Gradio app for these checkpoints (dirs or hub ids; default: COTT_CHECKPOINTS or assets/)."""
+    models = load_models(list(checkpoints) if checkpoints else configured_checkpoints())
+    example_texts = load_examples(models, examples)
+    first = next((n for n, m in models.items() if m.pipe is not None), next(iter(models), None))
+    init = models.get(first)
+    with gr.Blocks(title="CoTT: inspect and edit a model's reasoning") as demo:
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=False):
+            model = gr.Radio(list(models), value=first, label="Model", scale=1, min_width=220)
+            with gr.Column(scale=2, min_width=260):
+                description = gr.Markdown(render.description(init) if init else "⚠ No checkpoint is configured.")
+        threshold_in = gr.Slider(0, 1, value=threshold, step=0.05, label="Reasoning monitor threshold for p(Î|x)",
+                                 info="Below it, the step is flagged as unsure.")
+        with gr.Tabs():
+            ask = ask_tab(models, example_texts, model, threshold_in, init)
+            batch_tab(models, model, threshold_in)
+            about = about_tab(init)
+
+        def model_info(name):
+            m = models.get(name)
+            samples = [[t] for t in example_texts.get(name, [])]
+            unknown = render.status_md(f"Unknown model {name!r}.")
+            return {
+                description: render.description(m) if m else unknown,
+                ask["help"]: render.input_help(m),
+                ask["examples"]: gr.Dataset(samples=samples or [[""]], visible=bool(samples)),
+                about["card"]: render.card_markdown(m) if m else unknown,
+                about["answer_words"]: render.words_table(m.card.get("answer_words") if m else None),
+                about["step_words"]: render.words_table(m.card.get("step_words") if m else None),
+                ask["step"]: gr.Dropdown(choices=m.pipe.steps if m and m.pipe else [], value=None, info=render.step_help(m)),
+            }
+
+        model.change(model_info, model, [description, ask["help"], ask["examples"], about["card"], about["answer_words"],
+                                         about["step_words"], ask["step"]], api_name="model_info", queue=False)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo
+
+
+def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, threshold_in, init: Model | None) -> dict:
+    """Ask, inspect Step I and the answer, edit the step, sweep every step; returns what a model change updates."""
+    first = init.name if init else None
+    with gr.Tab("Ask"):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                text = gr.Textbox(label="Text", lines=3, max_lines=8, placeholder="Type a text or pick an example",
+                                  elem_id="text")
+                help_md = gr.Markdown(render.input_help(init))
+            with gr.Column(scale=2, min_width=260):
+                samples = [[t] for t in examples.get(first, [])]
+                examples_ds = gr.Dataset(components=[text], samples=samples or [[""]], type="index", label="Examples",
+                                         samples_per_page=10, visible=bool(samples), elem_id="examples")
+                ask = gr.Button("Ask", variant="primary", elem_id="ask")
+        status = gr.Markdown(elem_id="status")
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=300):
+                step_md = gr.Markdown()
+                step_plot = gr.Plot(label="Top steps", elem_id="step-plot")
+            with gr.Column(min_width=300):
+                answer_md = gr.Markdown()
+                answer_plot = gr.Plot(label="Answer distributions", elem_id="answer-plot")
+        with gr.Accordion("Raw output (JSON)", open=False):
+            raw = gr.JSON(label="Prediction")
+
+        gr.Markdown("## Edit the step")
+        with gr.Row(equal_height=False):
+            step_in = gr.Dropdown(choices=init.pipe.steps if init and init.pipe else [], value=None,
+                                  allow_custom_value=True, label="Step", info=render.step_help(init), scale=3,
+                                  min_width=240, elem_id="step-input")
+            inject_btn = gr.Button("Answer with this step", variant="primary", scale=1, min_width=160, elem_id="inject")
+        inject_status = gr.Markdown()
+        with gr.Row(equal_height=False):
+            compare_md = gr.Markdown()
+            compare_plot = gr.Plot(label="Model's step vs yours", elem_id="compare-plot")
+        with gr.Accordion("Raw output (JSON)", open=False):
+            inject_raw = gr.JSON(label="Injection")
+
+        def fill_example(index, name):
+            texts = examples.get(name, [])
+            if index is None or not isinstance(index, int) or not 0 <= index < len(texts):
+                return {text: gr.Textbox()}
+            return {text: texts[index]}
+
+        def predict(name, text, thr):
+            thr = monitor_threshold(thr)
+            try:
+                m = usable(models, name)
+                text, notices = clean_text(text)
+                pred = run_predict(m.spec, [text])[0]
+            except BAD_INPUT as err:
+                return {status: warn(err), step_md: "", step_plot: None, answer_md: "", answer_plot: None,
+                        step_in: gr.Dropdown(), raw: None}
+            for n in notices:
+                gr.Warning(n)
+            return {status: render.status_md(notices=notices), step_md: render.step_section(pred, thr),
+                    step_plot: plots.step_figure(pred), answer_md: render.answer_section(pred),
+                    answer_plot: plots.answer_figure(pred), step_in: gr.Dropdown(choices=pred.steps, value=pred.step),
+                    raw: render.summary(name, pred, thr, notices)}
+
+        ask_outputs = [status, step_md, step_plot, answer_md, answer_plot, step_in, raw]
+        examples_ds.click(fill_example, [examples_ds, model], text, api_name="example", queue=False).then(
+            predict, [model, text, threshold_in], ask_outputs, api_name="predict_example")
+        ask.click(predict, [model, text, threshold_in], ask_outputs, api_name="predict")
+        text.submit(predict, [model, text, threshold_in], ask_outputs, api_name="predict_submit")
+
+        def inject(name, text, step, thr):
+            try:
+                m = usable(models, name)
+                text, notices = clean_text(text)
+                step, step_notices = clean_text(step, MAX_STEP_CHARS, "step")
+                notices += step_notices
+                base, mine = run_predict(m.spec, [text, text], [None, step])
+            except BAD_INPUT as err:
+                return {inject_status: warn(err), compare_md: "", compare_plot: None, inject_raw: None}
+            return {inject_status: render.status_md(notices=notices), compare_md: render.comparison_md(base, mine),
+                    compare_plot: plots.comparison_figure(base, mine),
+                    inject_raw: render.injection_summary(name, base, mine, notices)}
+
+        inject_btn.click(inject, [model, text, step_in, threshold_in], [inject_status, compare_md, compare_plot, inject_raw],
+                         api_name="inject")
+
+        gr.Markdown("## Sweep every step")
+        sweep_btn = gr.Button("Sweep all known steps", elem_id="sweep")
+        sweep_status = gr.Markdown()
+        sweep_plot = gr.Plot(label="p(y|x,I) over steps", elem_id="sweep-plot")
+        sweep_table = gr.Dataframe(pd.DataFrame(columns=render.SWEEP_COLUMNS), label="Answer under each step",
+                                   interactive=False, wrap=True)
+
+        def sweep(name, text):
+            try:
+                m = usable(models, name)
+                if not m.pipe.has_steps:
+                    raise InputError("This model has no intermediate step to sweep.")
+                text, notices = clean_text(text)
+                sw = run_sweep(m.spec, text)
+            except BAD_INPUT as err:
+                return {sweep_status: warn(err), sweep_plot: None, sweep_table: None}
+            return {sweep_status: render.status_md(notices=notices), sweep_plot: plots.sweep_figure(sw),
+                    sweep_table: render.sweep_table(sw)}
+
+        sweep_btn.click(sweep, [model, text], [sweep_status, sweep_plot, sweep_table], api_name="sweep")
+
+        shown = [status, step_md, step_plot, answer_md, answer_plot, raw, compare_md, compare_plot, inject_raw,
+                 sweep_status, sweep_plot, sweep_table]
+
+        def clear():  # a new model: the last one's texts, charts, tables and raw outputs are emptied
+            return {c: "" if isinstance(c, gr.Markdown) else None for c in shown}
+
+        model.input(clear, None, shown, api_name="clear", queue=False)
+    return {"help": help_md, "examples": examples_ds, "step": step_in}
+
+
+def batch_tab(models: dict[str, Model], model, threshold_in) -> None:
+    """Upload a file of texts; get a table of predictions with low-confidence rows flagged, and a CSV."""
+    with gr.Tab("Batch"):
+        gr.Markdown(
+            f'Upload a **CSV** with a `text` column or a **JSON-lines** file (`{{"text": "..."}}` per line), '
+            f"up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB and {MAX_ROWS:,} rows. Rows below the monitor "
+            "threshold (step or answer) are flagged."
+        )
+        with gr.Row(equal_height=False):
+            upload = gr.File(label="File", file_types=[".csv", ".jsonl", ".json", ".txt"], min_width=260)
+            batch_btn = gr.Button("Run batch", variant="primary", min_width=160)
+        batch_status = gr.Markdown()
+        batch_table = gr.Dataframe(pd.DataFrame(columns=render.BATCH_COLUMNS), label="Predictions", interactive=False,
+                                   wrap=True)
+        batch_file = gr.File(label="Download CSV", interactive=False)
+
+        def batch(name, file, thr, progress=gr.Progress()):
+            thr = monitor_threshold(thr)
+            try:
+                m = usable(models, name)
+                texts = read_batch_file(upload_path(file))
+            except (InputError, OSError) as err:
+                return {batch_status: warn(err), batch_table: None, batch_file: None}
+            rows = predict_rows(m.spec, texts, thr, progress)
+            shown, full = render.batch_frames(rows)
+            out = Path(tempfile.mkdtemp(prefix="cott_batch_")) / f"cott_{m.name}_predictions.csv"
+            full.to_csv(out, index=False, lineterminator="\r\n")  # RFC 4180: a cell with a lone CR is quoted
+            return {batch_status: render.batch_status(rows, thr), batch_table: shown, batch_file: str(out)}
+
+        batch_btn.click(batch, [model, upload, threshold_in], [batch_status, batch_table, batch_file], api_name="batch",
+                        concurrency_limit=1)
+
+
+def about_tab(init: Model | None) -> dict:
+    """The checkpoint's card and its verbalizers; returns what a model change updates."""
+    with gr.Tab("About"):
+        card = gr.Markdown(render.card_markdown(init) if init else "")
+        with gr.Accordion("Answer verbalizer (label → words)", open=False):
+            answer_words = gr.Dataframe(render.words_table(init.card.get("answer_words") if init else None),
+                                        interactive=False)
+        with gr.Accordion("Step verbalizer (label → words)", open=False):
+            step_words = gr.Dataframe(render.words_table(init.card.get("step_words") if init else None), interactive=False)
+    return {"card": card, "answer_words": answer_words, "step_words": step_words}

@@ -1,0 +1,247 @@
+"""Markdown, text and tables for the demo; every piece of user or checkpoint text is escaped here."""
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pandas as pd
+
+from .inputs import MAX_CHARS
+
+TOP_LABELS = 6
+SWEEP_COLUMNS = ["step", "p(step|x)", "answer under step", "p(answer|x,step)"]
+BATCH_COLUMNS = ["row", "text", "step", "step_prob", "answer", "confidence", "flag", "note"]
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~>])")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# ---- escaping ---------------------------------------------------------------------------------
+def esc(text) -> str:
+    """User or checkpoint text made safe to put inside Markdown: HTML-escaped, Markdown syntax neutralised."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+def esc_html(text) -> str:
+    """Text made safe for plotly labels, which interpret a few HTML tags."""
+    return html.escape(str(text))
+
+
+def safe_cell(value):
+    """Neutralise spreadsheet formulas in the downloadable CSV."""
+    if isinstance(value, str) and value[:1] in _FORMULA_START:
+        return "'" + value
+    return value
+
+
+def fenced(title: str, lines: list) -> list[str]:
+    """A titled code block (markdown shows it literally, so user-made text cannot inject HTML)."""
+    return ["", title, "```", *(str(line).replace("`", "'") for line in lines), "```"]
+
+
+# ---- small helpers ----------------------------------------------------------------------------
+def pct(p: float | None) -> str:
+    return "—" if p is None else f"{p:.1%}"
+
+
+def top_indices(probs: list[float], n: int) -> list[int]:
+    return sorted(range(len(probs)), key=lambda i: -probs[i])[:n]
+
+
+def answer_under_step(pred) -> str:
+    """The argmax of p(y|x,step): the answer Step II gives under the prediction's step."""
+    p = pred.p_answer_step
+    return pred.labels[max(range(len(p)), key=p.__getitem__)]
+
+
+def status_md(error: str | None = None, notices: list[str] = ()) -> str:
+    lines = [f"✖ **{esc(error)}**"] if error else []
+    lines += [f"ⓘ {esc(n)}" for n in notices]
+    return "\n\n".join(lines)
+
+
+# ---- a prediction -----------------------------------------------------------------------------
+def monitor_md(step_prob: float | None, threshold: float) -> str:
+    if step_prob is None:
+        return ""
+    if step_prob < threshold:
+        return (
+            f"> ⚠ **Reasoning monitor: low confidence in the step.** p(Î|x) = {pct(step_prob)} is below the "
+            f"threshold {pct(threshold)}. The model is unsure of its own reasoning: check the sweep or edit the step."
+        )
+    return f"✔ Reasoning monitor: p(Î|x) = {pct(step_prob)} ≥ threshold {pct(threshold)}."
+
+
+def step_section(pred, threshold: float) -> str:
+    if pred.step is None:
+        return "### Step I\nThis model answers directly: it has no intermediate step."
+    words = esc(pred.step_words)
+    tag = f" (label `{html.escape(pred.step)}`)" if pred.step_words != pred.step else ""
+    return (
+        f"### Step I: the model's reasoning\n"
+        f"Generated step **Î = {words}**{tag} with p(Î|x) = **{pct(pred.step_prob)}**\n\n"
+        f"{monitor_md(pred.step_prob, threshold)}"
+    )
+
+
+def answer_section(pred) -> str:
+    conf = pred.p_rectified[pred.labels.index(pred.answer)]
+    return (
+        f"### Answer: **{esc(pred.answer)}** ({pct(conf)})\n"
+        "<small>p(y|x): Step I's direct answer · p(y|x,Î): the answer given the step · "
+        "p̃(y|x): rectified (the final answer)</small>"
+    )
+
+
+def summary(name: str, pred, threshold: float, notices: list[str]) -> dict:
+    """The Ask tab's raw output (JSON)."""
+    conf = pred.p_rectified[pred.labels.index(pred.answer)]
+    return {
+        "model": name,
+        "step": pred.step,
+        "step_words": pred.step_words,
+        "step_prob": pred.step_prob,
+        "low_step_prob": pred.step_prob is not None and pred.step_prob < threshold,
+        "threshold": threshold,
+        "answer": pred.answer,
+        "confidence": conf,
+        "top": [[label, p] for label, p in pred.top(TOP_LABELS)],
+        "notices": notices,
+    }
+
+
+# ---- an injected step -------------------------------------------------------------------------
+def comparison_md(base, mine) -> str:
+    b_ans, m_ans = answer_under_step(base), answer_under_step(mine)
+    b_p = base.p_answer_step[base.labels.index(b_ans)]
+    m_p = mine.p_answer_step[mine.labels.index(m_ans)]
+    mine_prob = pct(mine.step_prob) if mine.step_prob is not None else "— (free text, not a known step)"
+    changed = "⇄ **The answer changed.**" if b_ans != m_ans else "= The answer did not change."
+    return "\n".join([
+        "| | model's step Î | your step |",
+        "|---|---|---|",
+        f"| step | {esc(base.step_words)} | {esc(mine.step_words)} |",
+        f"| p(step\\|x) | {pct(base.step_prob)} | {mine_prob} |",
+        f"| answer under the step | **{esc(b_ans)}** | **{esc(m_ans)}** |",
+        f"| p(answer\\|x,step) | {pct(b_p)} | {pct(m_p)} |",
+        "",
+        changed + f" The model's final (rectified) answer is {esc(base.answer)}.",
+    ])
+
+
+def injection_summary(name: str, base, mine, notices: list[str]) -> dict:
+    """The injection's raw output (JSON)."""
+    return {
+        "model": name,
+        "model_step": base.step, "model_answer": answer_under_step(base), "model_answer_prob": max(base.p_answer_step),
+        "injected_step": mine.step, "injected_step_words": mine.step_words, "injected_step_prob": mine.step_prob,
+        "answer": mine.answer, "answer_prob": max(mine.p_answer_step), "notices": notices,
+    }
+
+
+# ---- tables -----------------------------------------------------------------------------------
+def sweep_table(sw) -> pd.DataFrame:
+    """The answer under every known step, the most likely step first."""
+    answers = sw.answers()
+    order = top_indices(sw.p_steps, len(sw.steps))
+    return pd.DataFrame(
+        [(sw.steps[i], round(sw.p_steps[i], 4), answers[i][1], round(answers[i][2], 4)) for i in order],
+        columns=SWEEP_COLUMNS,
+    )
+
+
+def batch_frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(table shown in the app, table written to the CSV download)."""
+    full = pd.DataFrame(rows).reindex(columns=BATCH_COLUMNS)
+    for col in ("step_prob", "confidence"):
+        full[col] = pd.to_numeric(full[col], errors="coerce").round(4)
+    full = full.astype(object).where(full.notna(), "")
+    shown = full.copy()
+    shown["text"] = [t if len(t) <= 80 else t[:79] + "…" for t in shown["text"].astype(str)]
+    return shown, full.map(safe_cell)
+
+
+def batch_status(rows: list[dict], threshold: float) -> str:
+    flagged = sum(1 for r in rows if r.get("flag"))
+    errors = sum(1 for r in rows if str(r.get("note", "")).startswith("error"))
+    msg = f"Processed {len(rows):,} rows: {flagged:,} flagged (below {pct(threshold)}), {errors:,} with errors."
+    return f"✔ {esc(msg)}"
+
+
+def words_table(words: dict | None) -> pd.DataFrame:
+    words = words or {}
+    return pd.DataFrame({"label": list(words), "words": [", ".join(w) for w in words.values()]})
+
+
+# ---- a model ----------------------------------------------------------------------------------
+def description(m) -> str:
+    if m.pipe is None:
+        return f"⚠ **This model could not be loaded** (`{esc(m.spec)}`): {esc(m.error or '')}"
+    return esc(m.card.get("description") or m.card.get("task") or m.name)
+
+
+def input_help(m) -> str:
+    if m is not None and m.pipe is not None and m.pipe.kind == "relation":
+        return (
+            "**Relation input:** mark the subject as `[[subject]]` and the object as `{{object}}`, once each, "
+            "not nested, e.g. `[[Ada Lovelace]] worked with {{Charles Babbage}}.` "
+            f"Texts over {MAX_CHARS:,} characters are truncated."
+        )
+    return f"Type a sentence or question. Texts over {MAX_CHARS:,} characters are truncated."
+
+
+def step_help(m) -> str:
+    if m is not None and m.pipe is not None and m.pipe.num_step_slots > 1:
+        return "Pick a known step or type your own words; this model's step has two parts, e.g. `person | organization`."
+    return "Pick a known step or type your own words (free text is injected as it is)."
+
+
+def command_of(record: dict) -> str:
+    return str((record.get("training") or {}).get("command", "not recorded"))
+
+
+def calibration_text(cal: dict | None) -> str:
+    if not isinstance(cal, dict):
+        return "as the model gives it (not calibrated)"
+    return (f"temperature-scaled, T = {cal.get('temperature', 1):.3g}, fit on {cal.get('examples')} {cal.get('split')} "
+            f"examples (calibration error {cal.get('ece_raw', 0):.3f} → {cal.get('ece_scaled', 0):.3f})")
+
+
+def card_markdown(m) -> str:
+    """The About tab: the checkpoint's card, and the history of its weights."""
+    if m.pipe is None:
+        return description(m)
+    c = m.card
+    rows = [
+        ("Task", c.get("task")), ("Kind", c.get("kind")), ("Method", c.get("method")),
+        ("Base model (backbone)", c.get("backbone")), ("Max length (tokens)", c.get("max_length")),
+        ("Answers", len(m.pipe.labels)), ("Known steps", len(m.pipe.steps)),
+        ("Step confidence p(Î\\|x)", calibration_text(c.get("calibration")) if m.pipe.steps else None),
+    ]
+    out = [f"## {esc(m.name)}", description(m), "", "| | |", "|---|---|"]
+    out += [f"| {k} | {esc(v)} |" for k, v in rows if v is not None]
+    template = str(c.get("template", ""))
+    slots = "[T] text, "
+    if "[T:marked]" in template:
+        slots = "[T:marked] the sentence with @ subject @ and # object # marked, [T:subj]/[T:obj] the mentions, "
+    out += fenced(f"**Template** ({slots}[C] step slot, [A] answer slot):", [template])
+    for title, key in (("Metrics", "metrics"), ("Training", "training")):
+        value = c.get(key)
+        out += ["", f"**{title}**"]
+        if isinstance(value, dict) and value:
+            out += ["", "| | |", "|---|---|"]
+            for k, v in value.items():
+                v = f"{v:.4g}" if isinstance(v, float) else json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                out.append(f"| {esc(k)} | {esc(v)} |")
+        else:
+            out.append(": none recorded" if not value else f": {esc(value)}")
+    parent = c.get("init_from")
+    if isinstance(parent, dict):  # trained further from another checkpoint: show what trained that one
+        out += fenced("**Continued from** (the checkpoint this one was trained further from, and its command):",
+                      [f"# {parent.get('path')}", command_of(parent)])
+    ingredients = c.get("ingredients")
+    if isinstance(ingredients, list):  # a weight average (experiments.soup): what trained each ingredient
+        lines = [line for i in ingredients
+                 for line in (f"# {i.get('path')} ({'kept' if i.get('kept') else 'left out'})", command_of(i))]
+        out += fenced("**Weight average of** (the checkpoints tried, in order, and their commands):", lines)
+    return "\n".join(out)
