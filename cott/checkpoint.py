@@ -10,7 +10,9 @@ import copy
 import json
 import logging
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -107,6 +109,24 @@ def read_config(path: str | Path) -> dict:
         if key not in config:
             raise CheckpointError(f"{file}: missing key {key!r}")
     return config
+
+
+def update_config(path: str | Path, metrics: dict | None = None, **changes) -> dict:
+    """Change a checkpoint's ``cott.json`` in place and return it: ``metrics`` adds readings under their names
+    (the others are kept), ``changes`` sets top-level keys. The file is replaced atomically."""
+    config = read_config(path) | changes
+    if metrics:
+        config["metrics"] = config.get("metrics", {}) | metrics
+    file = Path(path) / CONFIG
+    tmp = file.with_name(f".{CONFIG}.tmp")
+    tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    os.replace(tmp, file)
+    return config
+
+
+def command_line(module: str, argv: list[str] | None = None) -> str:
+    """``python -m MODULE ARGS``, shell-quoted, as checkpoints and results record the command that made them."""
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
 
 
 def _load_tensors(file: Path) -> dict[str, torch.Tensor]:

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cott.batching import by_prompt_length
-from cott.checkpoint import CONFIG, load_checkpoint
+from cott.checkpoint import CONFIG, command_line, load_checkpoint, update_config
 from cott.evaluation import answer_scores, headline, known_examples
 from cott.inference import reason
 from cott.metrics import NO_RELATION
@@ -154,15 +154,12 @@ def main(argv=None):
     result = calibration(data, model.answer.labels, task.kind)
     result["stored_temperature"] = config.get("step_temperature", 1.0)
     if args.write:
-        file = Path(args.checkpoint) / CONFIG
-        cfg = json.loads(file.read_text())
-        cfg["step_temperature"] = result["temperature"]
-        cfg["calibration"] = {"split": args.split, "examples": result["examples"], "temperature": result["temperature"],
-                              **{f"{k}_{m}": result[k][m] for k in ("raw", "scaled") for m in ("nll", "ece")},
-                              "command": "python -m experiments.calibration " + " ".join(argv if argv is not None else sys.argv[1:])}
-        file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
-        print(f"wrote step_temperature {result['temperature']:.3f} to {file}; metrics recorded before are stale: "
-              f"read them again with python -m train.evaluate --record", file=sys.stderr)
+        stored = {"split": args.split, "examples": result["examples"], "temperature": result["temperature"],
+                  **{f"{k}_{m}": result[k][m] for k in ("raw", "scaled") for m in ("nll", "ece")},
+                  "command": command_line("experiments.calibration", argv)}
+        update_config(args.checkpoint, step_temperature=result["temperature"], calibration=stored)
+        print(f"wrote step_temperature {result['temperature']:.3f} to {Path(args.checkpoint) / CONFIG}; metrics "
+              "recorded before are stale: read them again with python -m train.evaluate --record", file=sys.stderr)
     if args.plot:
         plot(result, args.plot, f"{config['task']}, {args.split}: step calibration")
     print(json.dumps(result, indent=2))

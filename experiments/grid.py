@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from cott.checkpoint import command_line
 from train.__main__ import main as train_main
 
 # name -> extra training flags; "cott w/o rectification" is the cott run read in its Step II mode.
@@ -90,7 +91,7 @@ def main(argv=None):
             run_dir = Path(args.runs) / f"{args.task}-{name.replace(' ', '_').replace('/', '')}-seed{seed}"
             argv_run = ["--task", args.task, "--data", args.data, "--seed", str(seed), "--output-dir", str(run_dir),
                         "--eval-test", *CONFIGS[name], *shlex.split(args.budget)]
-            command = "python -m train " + " ".join(shlex.quote(a) for a in argv_run)
+            command = command_line("train", argv_run)
             if (args.task, name, seed, args.budget, command) in done:
                 print(f"skipping {name!r} seed {seed}: already in {out}", file=sys.stderr)
                 continue

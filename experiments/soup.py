@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 
-from cott.checkpoint import DELTA, load_checkpoint, read_config, save_checkpoint
+from cott.checkpoint import DELTA, command_line, load_checkpoint, read_config, save_checkpoint
 from cott.evaluation import evaluate, headline, known_examples, recorded
 from cott.tasks import get_task
 
@@ -117,7 +116,7 @@ def main(argv=None):
     names = {str(p): c for p, c in zip(paths, configs)}
     meta = {k: config[k] for k in ("task", "kind", "method", "answer_mode", "backbone", "max_length", "description",
                                    "hierarchy") if k in config}
-    meta["training"] = {"command": "python -m experiments.soup " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta["training"] = {"command": command_line("experiments.soup", argv),
                         "soup_of": kept, "selection": f"greedy on {args.split} ({len(examples)} examples)"}
     meta["ingredients"] = [h | {"training": names[h["path"]].get("training"), "init_from": names[h["path"]].get("init_from")}
                            for h in history]

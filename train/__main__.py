@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 
+from cott.checkpoint import command_line
 from cott.tasks import TASKS
 
 from .build import METHODS
@@ -79,7 +79,7 @@ def main(argv=None):
         args.pooling = args.pooling or "mean"
         args.soft_verbalizer = True if args.soft_verbalizer is None else args.soft_verbalizer
     args.output_dir = args.output_dir or f"runs/{args.task}-{args.method}-seed{args.seed}"
-    args.command = "python -m train " + " ".join(shlex.quote(x) for x in argv)
+    args.command = command_line("train", argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .loop import run
 

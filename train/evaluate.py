@@ -4,12 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import torch
 
-from cott.checkpoint import CONFIG, load_checkpoint
+from cott.checkpoint import command_line, load_checkpoint, update_config
 from cott.data import sample
 from cott.evaluation import evaluate, known_examples, max_length_arg, recorded, summary
 from cott.tasks import get_task
@@ -47,12 +46,8 @@ def main(argv=None):
     out = Path(args.output or Path(args.checkpoint) / f"metrics_{name}.json")  # a slice never clobbers a full reading
     out.write_text(json.dumps(result, indent=2))
     if args.record is not None:
-        cfg_file = Path(args.checkpoint) / CONFIG
-        cfg = json.loads(cfg_file.read_text())
-        reading = recorded(result)
-        reading["command"] = "python -m train.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
-        cfg.setdefault("metrics", {})[args.record or args.split] = reading
-        cfg_file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+        reading = recorded(result) | {"command": command_line("train.evaluate", argv)}
+        update_config(args.checkpoint, metrics={args.record or args.split: reading})
     print(summary(result))
     return result
 

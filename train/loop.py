@@ -15,7 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from cott.batching import TrainingBatcher, prompt_lengths
-from cott.checkpoint import save_checkpoint
+from cott.checkpoint import load_checkpoint, save_checkpoint, update_config
 from cott.data import sample
 from cott.evaluation import evaluate, headline, known_examples, recorded, summary
 from cott.losses import LossConfig, cott_loss
@@ -170,15 +170,12 @@ def run(args) -> dict:
 
 def test_best(best_dir: Path, task, args) -> dict:
     """Evaluate the selected checkpoint, as reloaded from disk, on the test split: what is shipped is what is measured."""
-    from cott.checkpoint import CONFIG, load_checkpoint
-
     model, config = load_checkpoint(best_dir, "cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     test = known_examples(model, task.loader(args.data, "test"), "test")
     test = sample(test, args.max_test_examples)  # seed 0: every method meets the same test examples
     res = evaluate(model, test, task.kind, config["answer_mode"], config["max_length"], args.eval_batch_size,
                    hierarchy=config.get("hierarchy"))
     logger.info("test:\n%s", summary(res))
-    config.setdefault("metrics", {})["test"] = recorded(res)
-    (best_dir / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    update_config(best_dir, metrics={"test": recorded(res)})
     (best_dir / "metrics_test.json").write_text(json.dumps(res, indent=2))
     return res
