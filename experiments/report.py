@@ -55,6 +55,24 @@ def readings(r) -> dict[str, float | None]:
     return out
 
 
+MISSING = object()  # a figure the record does not hold (not measured), as against None (does not apply)
+
+
+def sensitivities(r) -> dict:
+    """How often injecting the runner-up step changes the final answer ('answer') and Step II's ('step2').
+
+    Records written before the evaluator measured the final answer hold only Step II's, under the name
+    ``step_sensitivity``; later ones hold the final answer's there (None for a model that answers directly) and
+    Step II's as ``step2_sensitivity``. A Step I only model's Step II is untrained: its figure does not apply."""
+    test = r["test"]
+    if "step2_sensitivity" in test:
+        step2 = test["step2_sensitivity"] if _step2_trained(r) else None
+        return {"answer": test.get("step_sensitivity"), "step2": step2}
+    if "step_sensitivity" not in test:
+        return {"answer": MISSING, "step2": MISSING}
+    return {"answer": MISSING, "step2": test["step_sensitivity"] if _step2_trained(r) else None}
+
+
 def _mean_sd(xs):
     return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
@@ -80,18 +98,23 @@ def table(records) -> str:
     directly (p(y|x), Step I's own answer) and through Step II alone (p(y|x,Î)), beside their rectified answer."""
     groups = _groups(records)
     lines = ["| task | budget | method | seeds | test score, answer mode (mean ± sd) | direct p(y\\|x) | "
-             "Step II p(y\\|x,Î) | step acc. | acc. @90% cov. | acc. @80% cov. | step sensitivity | wall s / run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Step II p(y\\|x,Î) | step acc. | acc. @90% cov. | acc. @80% cov. | step sensitivity, answer | "
+             "step sensitivity, Step II | wall s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task, budget in sorted({(t, b) for t, b, _ in groups}):
         for config in _ordered(c for t, b, c in groups if (t, b) == (task, budget)):
             items = groups[(task, budget, config)]
             reads = [readings(r) for r in items]
 
             def opt(key, sub=None):
-                if key == "step_sensitivity" and any(_two_step(r) and not _step2_trained(r) for r in items):
-                    return NA  # measured on Step II's answer, which a Step I only model never trained
                 vals = [r["test"][key][sub] if sub else r["test"][key] for r in items if key in r["test"]]
                 return f"{100 * statistics.mean(vals):.1f}" if vals else "–"
+
+            def sens(which):
+                vals = [v for v in (sensitivities(r)[which] for r in items) if v is not MISSING]
+                if not vals:
+                    return "–"
+                return NA if any(v is None for v in vals) else f"{100 * statistics.mean(vals):.1f}"
 
             two_step = all("direct" in x for x in reads)
             direct = _cell([x["direct"] for x in reads]) if two_step else "–"
@@ -100,7 +123,7 @@ def table(records) -> str:
             wall = (f"{statistics.mean(walls):.0f}" if walls else "–") + (" †" if len(walls) < len(items) else "")
             lines.append(f"| {task} | {budget} | {config} | {len(items)} | {_cell([x['answer'] for x in reads])} | "
                          f"{direct} | {step2} | {opt('step_accuracy')} | {opt('accuracy_at_coverage', '0.90')} | "
-                         f"{opt('accuracy_at_coverage', '0.80')} | {opt('step_sensitivity')} | {wall} |")
+                         f"{opt('accuracy_at_coverage', '0.80')} | {sens('answer')} | {sens('step2')} | {wall} |")
     if any(r.get("wall_seconds") is None for r in records):
         lines.append("\n† mean over the runs with a known wall time: a run interrupted and resumed "
                      "(`resumed_at_step` in the results file) is left out of it.")

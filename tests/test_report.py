@@ -34,6 +34,17 @@ def test_a_step_one_only_model_has_no_step_two_reading_nor_step_sensitivity():
     assert "| 20.0 |" not in row and row.count("n/a") == 2
 
 
+def test_step_sensitivity_of_the_answer_and_of_step_two_old_and_new_records():
+    old = _rows(RECORDS)["cott"]  # recorded before the final answer's sensitivity was measured: Step II's only
+    assert old.endswith("| – | 20.0 | 10 |")
+    new = _record("cott", 0, 0.70, step2=0.40, direct=0.72)
+    new["test"] |= {"step_sensitivity": 0.3, "step2_sensitivity": 0.25}
+    assert _rows([new])["cott"].endswith("| 30.0 | 25.0 | 10 |")
+    step1 = _record("cott Step I only", 0, 0.60, step2=0.30, direct=0.60, mode="direct")
+    step1["test"] |= {"step_sensitivity": None, "step2_sensitivity": 0.1}
+    assert _rows([step1])["cott Step I only"].endswith("| n/a | n/a | 10 |")
+
+
 def test_direct_against_answer_is_counted_over_two_step_rows():
     assert direct_vs_answer(RECORDS).startswith("In 1 of the 1 rows")
 
