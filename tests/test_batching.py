@@ -1,0 +1,123 @@
+"""Training batches [Step I | Step II gold | Step II counterfactual] and the prompt-length order of evaluation."""
+import random
+from collections import Counter
+
+import pytest
+import torch
+
+from cott import Template
+from cott.batching import TrainingBatcher, by_prompt_length, prompt_lengths
+from cott.data import Example
+from helpers import toy_model
+
+N = 5
+
+
+@pytest.fixture(scope="module")
+def toy(tiny_bert, toy_data):
+    return toy_model(tiny_bert, toy_data)
+
+
+def _text(model, ids) -> str:
+    return model.tokenizer.decode([i for i in ids.tolist() if i != model.tokenizer.pad_token_id])
+
+
+def test_rows_are_step_one_then_gold_then_counterfactual(toy):
+    model, examples = toy
+    batch = TrainingBatcher(model, 48)(examples[:N], random.Random(0))
+    mask = model.tokenizer.mask_token_id
+    assert batch["input_ids"].shape[0] == 3 * N
+    assert batch["answer"].tolist() == [model.answer.index(e.label) for e in examples[:N]]
+    assert batch["step"].tolist() == [[model.step.index(e.step[0])] for e in examples[:N]]
+    for i, e in enumerate(examples[:N]):
+        step1, gold, cf = (batch["input_ids"][g * N + i] for g in range(3))
+        assert e.fields["text"] in _text(model, step1) and e.fields["text"] in _text(model, cf)
+        assert step1[batch["step_pos"][i, 0]] == mask  # Step I: the model writes the step at [C]
+        assert (batch["step_pos"][N:] == -1).all()  # Step II rows have no [C] mask
+        assert (step1 == mask).sum() == 2 and (gold == mask).sum() == 1 and (cf == mask).sum() == 1
+        assert f"is {e.step[0]}" in _text(model, gold) and f"is {e.step[0]}" not in _text(model, cf)
+        for g in range(3):
+            row = g * N + i
+            assert batch["input_ids"][row, batch["answer_pos"][row]] == mask  # [A] stays a mask in every row
+
+
+def test_rows_left_out_for_ablations_and_single_step_models(toy, tiny_bert, toy_data):
+    model, examples = toy
+    assert TrainingBatcher(model, 48, counterfactual=False)(examples[:N], random.Random(0))["input_ids"].shape[0] == 2 * N
+    no_step2 = TrainingBatcher(model, 48, step2=False)(examples[:N], random.Random(0))
+    assert no_step2["input_ids"].shape[0] == N and "step" in no_step2
+    prompt, _ = toy_model(tiny_bert, toy_data, method="prompt")
+    single = TrainingBatcher(prompt, 48)(examples[:N], random.Random(0))
+    assert single["input_ids"].shape[0] == N and "step" not in single
+    assert single["answer"].tolist() == [prompt.answer.index(e.label) for e in examples[:N]]
+
+
+def _counterfactual_steps(model, batch, n):
+    words = {model.step_phrase((s,))[0]: s for s in model.step.labels}
+    return [next(s for w, s in words.items() if f"is {w}" in _text(model, batch["input_ids"][2 * n + i])) for i in range(n)]
+
+
+def test_uniform_counterfactuals_are_every_other_step_never_the_gold_one_and_reproducible(tiny_bert):
+    template = Template("[T] The kind is [C] . The thing is [A] .")
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from cott import CoTTModel, Verbalizer
+
+    steps = ["cat", "dog", "horse", "car"]  # four steps: three others to draw from
+    model = CoTTModel(AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert), template,
+                      Verbalizer(["bus", "truck"]), Verbalizer(steps), proj_dim=8)
+    examples = [Example({"text": "i saw a bus today"}, (steps[i % 4],), "bus") for i in range(40)]
+    batcher = TrainingBatcher(model, 48)
+    batch = batcher(examples, random.Random(3))
+    drawn = _counterfactual_steps(model, batch, 40)
+    assert all(d != e.step[0] for d, e in zip(drawn, examples))
+    for gold in steps:  # each gold step's counterfactuals cover the three other steps
+        assert set(d for d, e in zip(drawn, examples) if e.step[0] == gold) == set(steps) - {gold}
+    again = batcher(examples, random.Random(3))
+    assert torch.equal(again["input_ids"], batch["input_ids"])
+
+
+def test_model_sampled_counterfactuals_follow_p_of_the_step_without_the_gold_one(tiny_bert):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from cott import CoTTModel, Verbalizer
+
+    steps = ["cat", "dog", "horse"]
+    model = CoTTModel(AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert),
+                      Template("[T] The kind is [C] . The thing is [A] ."), Verbalizer(["bus", "truck"]), Verbalizer(steps),
+                      proj_dim=8, soft_verbalizer=True).eval()
+    with torch.no_grad():  # p(I|x): cat 0, dog ~1, horse ~0 for every input
+        model.step_soft.bias.copy_(torch.tensor([-30.0, 10.0, 0.0]))
+    examples = [Example({"text": "a big red bus"}, ("cat",), "bus")] * 30 + [Example({"text": "a small bus"}, ("dog",), "truck")] * 30
+    drawn = _counterfactual_steps(model, TrainingBatcher(model, 48, sampling="model")(examples, random.Random(0)), 60)
+    assert Counter(drawn[:30]) == {"dog": 30}  # gold cat: dog is the step the model confuses it with
+    assert Counter(drawn[30:]) == {"horse": 30}  # gold dog is never drawn: horse outweighs cat
+    with pytest.raises(ValueError, match="counterfactual sampling must be one of"):
+        TrainingBatcher(model, 48, sampling="hard")
+
+
+def test_counterfactuals_need_two_known_steps(tiny_bert):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from cott import CoTTModel, Verbalizer
+
+    model = CoTTModel(AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert),
+                      Template("[T] The kind is [C] . The thing is [A] ."), Verbalizer(["bus", "truck"]), Verbalizer(["cat"]),
+                      proj_dim=8)
+    with pytest.raises(ValueError, match="at least two known steps"):
+        TrainingBatcher(model, 48)
+    assert TrainingBatcher(model, 48, counterfactual=False).counterfactual is False
+
+
+def test_by_prompt_length_sorts_shortest_first_and_keeps_the_order_of_equals(toy):
+    model, _ = toy
+    texts = ["a big red bus near the house today", "a cat", "a dog", "there is a truck", "a bus", "i saw a horse"]
+    examples = [Example({"text": t}, ("vehicle",), "bus") for t in texts]
+    lengths = prompt_lengths(model, examples, 48)
+    want = [model.template.encode(model.tokenizer, e.fields, None, 48).input_ids for e in examples]
+    assert lengths == [len(ids) for ids in want]
+    assert len(set(lengths)) > 2
+    ordered = by_prompt_length(model, examples, 48)
+    assert [e.fields["text"] for e in ordered] == ["a cat", "a dog", "a bus", "there is a truck", "i saw a horse",
+                                                   "a big red bus near the house today"]
+    assert prompt_lengths(model, examples, 16)[0] == 16  # cut to max_length
