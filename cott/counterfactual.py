@@ -37,6 +37,16 @@ def step_answer_table(examples, kind: str, negative: str = "no_relation") -> dic
     return {s: sorted(a) for s, a in sorted(table.items())}
 
 
+def step_answers_of(config: dict) -> dict[str, list[str]]:
+    """A checkpoint's step-answer table: recorded at training, or the inverse of a classification's hierarchy."""
+    table = config.get("step_answers")
+    if table is None and config.get("hierarchy"):
+        table = {}
+        for answer, parent in config["hierarchy"].items():
+            table.setdefault(parent, []).append(answer)
+    return {s: sorted(a) for s, a in (table or {}).items()}
+
+
 @dataclass
 class Injection:
     """The answer under one injected step."""

@@ -109,12 +109,7 @@ class CoTTPipeline:
     @property
     def step_answers(self) -> dict[str, list[str]]:
         """Step label -> the answers consistent with it (from training data; empty when not recorded)."""
-        table = self.config.get("step_answers")
-        if table is None and self.config.get("hierarchy"):
-            table = {}
-            for answer, parent in self.config["hierarchy"].items():
-                table.setdefault(parent, []).append(answer)
-        return {s: sorted(a) for s, a in (table or {}).items()}
+        return counterfactual.step_answers_of(self.config)
 
     def card(self) -> dict:
         """What the app's About tab shows."""

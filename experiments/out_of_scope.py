@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from cott import monitor
-from cott.checkpoint import load_checkpoint
+from cott.checkpoint import command_line, load_checkpoint, update_config
 from cott.data import Example, load_clinc150, load_clinc150_out_of_scope
 from cott.batching import by_prompt_length
 from cott.inference import reason
@@ -99,12 +97,10 @@ def main(argv=None) -> list[dict]:
     if args.write:
         first = results[0]
         best = first["best_on_val"]
-        from cott.checkpoint import update_config
-
         update_config(args.checkpoints[0], out_of_scope={
             "signal": best, "threshold": first["signals"][best]["val_threshold"], "retention": RETENTION,
             "fit_on": "CLINC150 val (in-scope) + oos_val", "val_auroc": first["signals"][best]["val"]["auroc"],
-            "command": "python -m experiments.out_of_scope " + shlex.join(argv if argv is not None else sys.argv[1:])})
+            "command": command_line("experiments.out_of_scope", argv)})
     return results
 
 

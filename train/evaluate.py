@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from cott.counterfactual import step_answers_of
 from cott.checkpoint import command_line, load_checkpoint, update_config
 from cott.data import sample
 from cott.evaluation import evaluate, known_examples, max_length_arg, recorded, summary
@@ -34,13 +35,16 @@ def main(argv=None):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, config = load_checkpoint(args.checkpoint, device)
     task = get_task(args.task or config["task"])
-    examples = known_examples(model, task.loader(args.data, args.split), args.split)
-    examples = sample(examples, args.max_examples)
+    loaded = task.loader(args.data, args.split)
+    kept = known_examples(model, loaded, args.split)
+    dropped = len(loaded) - len(kept)
+    examples = sample(kept, args.max_examples)
     if not examples:
         p.error(f"{args.data}: no {args.split} examples to evaluate (none, or none with labels the checkpoint knows)")
     max_length = args.max_length or config.get("max_length", 128)
     result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), max_length,
-                      args.batch_size, args.top_k, config.get("hierarchy"))
+                      args.batch_size, args.top_k, config.get("hierarchy"), step_answers=step_answers_of(config),
+                      dropped=dropped)
     result.update(split=args.split, data=str(args.data), device=device, max_length=max_length)
     name = args.record or (f"{args.split}_{args.max_examples}" if args.max_examples else args.split)
     out = Path(args.output or Path(args.checkpoint) / f"metrics_{name}.json")  # a slice never clobbers a full reading
