@@ -13,13 +13,27 @@ import pytest
 
 from app_tiny import free_port, pick_checkpoints  # also puts the repository root on sys.path
 
-CHROMIUM = os.environ.get("COTT_CHROMIUM", "/usr/bin/chromium")
+# COTT_CHROMIUM, else the first Chromium on PATH (Debian names it chromium, Ubuntu chromium-browser).
+CHROMIUM = os.environ.get("COTT_CHROMIUM") or next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STRICT = os.environ.get("CI", "").lower() in ("true", "1", "yes")  # in CI the browser test must run
+
+
+def unavailable(reason: str):
+    """Skip the browser test, or with CI=true fail it: CI must not pass without it unnoticed."""
+    if STRICT:
+        pytest.fail(f"{reason}; CI=true needs the browser test to run", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
 
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set COTT_CHROMIUM)")
+try:
+    from playwright import sync_api
+except ImportError:
+    unavailable("the playwright Python package is not installed")
 import app  # noqa: E402
 
 
@@ -39,7 +53,7 @@ def browser():
         try:
             b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         except Exception as err:  # a Chromium that Playwright cannot drive
-            pytest.skip(f"could not start {CHROMIUM}: {str(err).splitlines()[0]}")
+            unavailable(f"could not start {CHROMIUM}: {str(err).splitlines()[0]}")
         yield b
         b.close()
 
