@@ -90,6 +90,28 @@ def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str
     return path
 
 
+def training_meta(task, method: str, answer_mode: str, backbone: str, max_length: int, training: dict,
+                  hierarchy: dict | None = None, parent: tuple[str, dict] | None = None,
+                  step_answers: dict | None = None) -> dict:
+    """The ``meta`` of a trained model for ``save_checkpoint``: the task (a ``Task``), how the model answers, how it
+    was trained (``training``: settings and command), a classification's label hierarchy, the step-answer table
+    (``step_answers``) and, for a continued checkpoint (``parent``: its path and config), what trained the parent, a
+    chain of continuations keeping every link.
+    """
+    meta = {"task": task.name, "kind": task.kind, "method": method, "answer_mode": answer_mode, "backbone": backbone,
+            "max_length": max_length, "description": task.description, "training": training}
+    if hierarchy is not None:
+        meta["hierarchy"] = hierarchy
+    if step_answers:  # step -> the answers the training data pairs with it: what "the answer follows the step" means
+        meta["step_answers"] = step_answers
+    if parent is not None:
+        path, config = parent
+        meta["init_from"] = {"path": path, "training": config.get("training"), "val": config.get("metrics", {}).get("val")}
+        if "init_from" in config:
+            meta["init_from"]["init_from"] = config["init_from"]
+    return meta
+
+
 def read_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_dir():

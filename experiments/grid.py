@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from cott.checkpoint import command_line
-from train.__main__ import main as train_main
+from train.cli import main as train_main
 
 # name -> extra training flags; "cott w/o rectification" is the cott run read in its Step II mode.
 # Earlier grids ran without the MLM warm-up and without the soft verbalizer (both now the defaults);

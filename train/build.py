@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 from cott.backbones import load_masked_lm, load_tokenizer
-from cott.checkpoint import load_checkpoint
+from cott.checkpoint import load_checkpoint, read_config
 from cott.model import CoTTModel
 from cott.tasks import Task
 from cott.template import Template
 from cott.verbalizer import Verbalizer
 
 METHODS = ("cott", "prompt", "finetune")
+
+
+def answer_mode(args) -> str:
+    """How a trained model answers: p(y|x) for the baselines and Step I only, else Step II, rectified or not."""
+    if args.method != "cott" or args.step1_only:
+        return "direct"
+    return "step2" if args.no_rectification else "rectified"
 
 
 def build_model(task: Task, method: str, backbone: str, steps: list[str], answers: list[str],
@@ -29,21 +36,27 @@ def build_model(task: Task, method: str, backbone: str, steps: list[str], answer
     return CoTTModel(mlm, tokenizer, Template(template or task.finetune_template), answer, answer_head="linear", proj_dim=proj_dim)
 
 
-def model_from_checkpoint(path: str, task: Task, method: str, steps: list[str], answers: list[str],
-                          pooling: str | None = None, soft_verbalizer: bool | None = None) -> tuple[CoTTModel, dict]:
-    """Continue training a checkpoint of the same task and method; returns the model and the checkpoint's config.
+def continued_settings(path: str, pooling: str | None = None, soft_verbalizer: bool | None = None) -> dict:
+    """The settings a checkpoint fixes for the run that continues it: its backbone and verbalizers, and no MLM
+    warm-up (its head is trained). ``pooling`` and ``soft_verbalizer``, when given, must be its own."""
+    config = read_config(path)
+    own = {"pooling": Verbalizer.from_dict(config["answer_verbalizer"]).pooling,
+           "soft_verbalizer": config.get("soft_verbalizer", False)}
+    for name, asked in (("pooling", pooling), ("soft_verbalizer", soft_verbalizer)):
+        if asked is not None and asked != own[name]:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"--init-from {path}: the checkpoint was trained with {flag}={own[name]!r}, not "
+                             f"{asked!r}; drop {flag} to keep its own")
+    return {"model": config["backbone"], "mlm_warmup_steps": 0, **own}
 
-    ``pooling`` and ``soft_verbalizer``, when given, must be the checkpoint's own: its verbalizers cannot change.
-    """
+
+def model_from_checkpoint(path: str, task: Task, method: str, steps: list[str],
+                          answers: list[str]) -> tuple[CoTTModel, dict]:
+    """Continue training a checkpoint of the same task and method; returns the model and the checkpoint's config."""
     model, config = load_checkpoint(path)
     if config.get("task") != task.name or config.get("method") != method:
         raise ValueError(f"--init-from {path}: a {config.get('task')!r} {config.get('method')!r} checkpoint cannot "
                          f"continue as {task.name!r} {method!r}")
-    for flag, asked, own in (("--pooling", pooling, model.answer.pooling),
-                             ("--soft-verbalizer", soft_verbalizer, model.soft_verbalizer)):
-        if asked is not None and asked != own:
-            raise ValueError(f"--init-from {path}: the checkpoint was trained with {flag}={own!r}, not {asked!r}; "
-                             f"drop {flag} to keep its own")
     unknown = set(answers) - set(model.answer.labels)
     if model.step is not None:
         unknown |= set(steps) - set(model.step.labels)

@@ -1,4 +1,8 @@
-"""The training loop: a plain loop under accelerate, validation-only model selection, resumable state."""
+"""The training run: a plain loop under accelerate, validation-only model selection, resumable state.
+
+``run`` reads top to bottom: data, model, optimizer and schedule, the loop over optimizer iterations, validation
+and saving, and the test reading of the selected checkpoint.
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +11,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from accelerate import Accelerator
@@ -15,166 +20,176 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from cott.batching import TrainingBatcher, prompt_lengths
-from cott.checkpoint import load_checkpoint, save_checkpoint, update_config
+from cott.counterfactual import step_answer_table, step_answers_of
+from cott.checkpoint import load_checkpoint, save_checkpoint, training_meta, update_config
 from cott.data import sample
 from cott.evaluation import evaluate, headline, known_examples, recorded, summary
 from cott.losses import LossConfig, cott_loss
-from cott.tasks import get_task, hierarchy, label_sets
+from cott.model import CoTTModel
+from cott.tasks import HIERARCHY, get_task, hierarchy, label_sets
 
-from .build import build_model, model_from_checkpoint
-from .state import check_resumable, load_state, run_settings, save_state
+from .build import answer_mode, build_model, model_from_checkpoint
+from .state import STATE_JSON, Progress, load_state, run_settings, save_state, state_folder
 from .warmup import mlm_warmup
 
 logger = logging.getLogger(__name__)
 
 
-def answer_mode(args) -> str:
-    if args.method != "cott" or args.step1_only:
-        return "direct"
-    return "step2" if args.no_rectification else "rectified"
-
-
 def run(args) -> dict:
-    """Train one model as ``args`` says; returns the final metrics (also written to OUTPUT/metrics.json)."""
+    """Train one model as ``args`` (``train.cli.settings``) says; returns the final metrics, also written to
+    OUTPUT/metrics.json."""
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
+    main_process = accelerator.is_main_process
     torch.manual_seed(args.seed)
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    state_dir, best_dir = state_folder(out_dir), out_dir / "best"
+
+    # Data
     task = get_task(args.task)
     train = sample(task.loader(args.data, "train"), args.max_train_examples, args.seed)
     steps, answers = label_sets(train)
-    parent = None
-    if args.init_from:
-        model, parent = model_from_checkpoint(args.init_from, task, args.method, steps, answers, args.pooling,
-                                              args.soft_verbalizer)
-        args.model, args.mlm_warmup_steps = parent["backbone"], 0  # recorded as run: the parent's head is kept
-        args.pooling, args.soft_verbalizer = model.answer.pooling, model.soft_verbalizer
-    else:
-        model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling,
-                            soft_verbalizer=args.soft_verbalizer)
+
+    # Model
+    model, parent = prepare_model(task, steps, answers, args)
     val = sample(known_examples(model, task.loader(args.data, "val"), "val"), args.max_eval_examples, args.seed)
-    logger.info("%s: %d train / %d val examples, %d steps, %d answers", task.name, len(train), len(val), len(steps), len(answers))
-
-    if args.freeze_embeddings:  # the decoder is tied to them: a compact checkpoint stores the rest
-        model.mlm.get_input_embeddings().weight.requires_grad_(False)
-    if args.lora_r:
-        from peft import LoraConfig, get_peft_model
-
-        model.mlm = get_peft_model(model.mlm, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules=["query", "value"]))
-        for param in model.head_parameters():  # the fresh MLM head trains with the adapters
-            param.requires_grad_(True)
+    logger.info("%s: %d train / %d val examples, %d steps, %d answers", task.name, len(train), len(val), len(steps),
+                len(answers))
     model.to(accelerator.device)
-    state_dir, best_dir = out_dir / "state", out_dir / "best"
-    resuming = args.resume and (state_dir / "state.json").exists()
-    if resuming:
-        check_resumable(state_dir, run_settings(args))
+    resuming = args.resume and (state_dir / STATE_JSON).exists()  # train.cli.settings checked it is resumable
     if args.mlm_warmup_steps and args.method != "finetune" and not resuming:  # a resumed state holds the warmed head
         mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,
-                   args.max_length, args.seed, progress=accelerator.is_main_process)
+                   args.max_length, args.seed, progress=main_process)
+    meta = training_meta(task, args.method, answer_mode(args), args.model, args.max_length, vars(args),
+                         hierarchy(train) if task.kind == HIERARCHY else None,
+                         (args.init_from, parent) if parent is not None else None,
+                         step_answer_table(train, task.kind) if steps else None)
 
-    head_names = ("projection", "classifier", "answer_soft", "step_soft", "mlm.cls", "mlm.lm_head")
-    head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(head_names)]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(head_names)]
-    optimizer = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": head, "lr": args.head_lr}],
-                                  weight_decay=args.weight_decay)
+    # Optimizer and schedule
     per_epoch = math.ceil(len(train) / args.batch_size)
     total = per_epoch * args.epochs
+    optimizer = torch.optim.AdamW(parameter_groups(model, args), weight_decay=args.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     core = accelerator.unwrap_model(model)
     loss_cfg = LossConfig(step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
                           tau=args.tau, in_batch_negatives=args.in_batch_negatives)
     batcher = TrainingBatcher(core, args.max_length, step2=loss_cfg.step2, counterfactual=loss_cfg.contrastive_weight > 0)
-    mode = answer_mode(args)
-    meta = {
-        "task": task.name, "kind": task.kind, "method": args.method, "answer_mode": mode, "backbone": args.model,
-        "max_length": args.max_length, "description": task.description, "training": vars(args) | {"command": args.command},
-    }
-    if task.kind == "classification":
-        meta["hierarchy"] = hierarchy(train)
-    if parent is not None:  # the weights' history: what trained the checkpoint this run continues
-        meta["init_from"] = {"path": args.init_from, "training": parent.get("training"),
-                             "val": parent.get("metrics", {}).get("val")}
-        if "init_from" in parent:  # a chain of continuations keeps every link
-            meta["init_from"]["init_from"] = parent["init_from"]
-
-    info = {"step": 0, "best": -1.0, "best_step": 0, "history": [], "run": run_settings(args)}
+    progress = Progress()
     if resuming:
-        info = load_state(state_dir, core, optimizer, scheduler) | {"run": info["run"]}
-        resumed_at = info["step"]
-        logger.info("resumed from %s at step %d", state_dir, resumed_at)
+        progress = load_state(state_dir, core, optimizer, scheduler)
+        logger.info("resumed from %s at iteration %d", state_dir, progress.iteration)
+    resumed_at = progress.iteration
 
-    def validate():
-        res = evaluate(core, val, task.kind, mode, args.max_length, args.eval_batch_size, top_k=1,
-                       hierarchy=meta.get("hierarchy"), progress=accelerator.is_main_process)
-        score = headline(res, task.kind)
-        info["history"].append({"step": info["step"], "val": score})
-        if score > info["best"]:
-            info.update(best=score, best_step=info["step"])
-            meta["metrics"] = {"val": recorded(res)}
-            if accelerator.is_main_process:
-                save_checkpoint(core, best_dir, meta, args.save_weights, args.save_dtype)
-        logger.info("step %d: val %.4f (best %.4f at step %d)", info["step"], score, info["best"], info["best_step"])
-        core.train()
-
+    # The loop
     lengths = prompt_lengths(core, train, args.max_length) if args.group_by_length else None
     eval_every = args.eval_every or per_epoch
-    bar = tqdm(total=total, initial=info["step"], desc=f"train {args.method}", disable=not accelerator.is_main_process)
+    bar = tqdm(total=total, initial=progress.iteration, desc=f"train {args.method}", disable=not main_process)
     start = time.perf_counter()
     model.train()
     stopped = False
-    while info["step"] < total and not stopped:
-        epoch, skip = divmod(info["step"], per_epoch)
-        shuffle = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-        if lengths:  # batches of similar lengths pad less: same examples per epoch, fewer tokens per step
-            order = get_length_grouped_indices(lengths, args.batch_size, generator=shuffle)
-        else:
-            order = torch.randperm(len(train), generator=shuffle).tolist()
-        for b in range(skip, per_epoch):
-            # Randomness keyed by (seed, step), so a resumed run repeats an uninterrupted one exactly.
-            torch.manual_seed(args.seed * 1_000_003 + info["step"])
-            examples = [train[i] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
-            batch = batcher(examples, random.Random(args.seed * 1_000_003 + info["step"]))
-            with accelerator.autocast():
-                loss, parts = cott_loss(model, batch, loss_cfg)
-            accelerator.backward(loss)
-            if args.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            info["step"] += 1
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
-            if info["step"] % eval_every == 0 or info["step"] == total:
-                validate()
-            if accelerator.is_main_process and (info["step"] % args.save_every == 0 or info["step"] % per_epoch == 0):
-                save_state(state_dir, core, optimizer, scheduler, info)
-            if args.stop_after_steps and info["step"] >= args.stop_after_steps:
-                if accelerator.is_main_process:
-                    save_state(state_dir, core, optimizer, scheduler, info)
-                logger.info("stopping after %d steps as asked; continue with --resume", info["step"])
-                stopped = True
-                break
+    for indices in batch_indices(len(train), per_epoch, total, progress.iteration, lengths, args):
+        # Randomness keyed by (seed, iteration), so a resumed run repeats an uninterrupted one exactly.
+        torch.manual_seed(args.seed * 1_000_003 + progress.iteration)
+        batch = batcher([train[i] for i in indices], random.Random(args.seed * 1_000_003 + progress.iteration))
+        with accelerator.autocast():
+            loss, parts = cott_loss(model, batch, loss_cfg)
+        accelerator.backward(loss)
+        if args.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        progress.iteration += 1
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+
+        # Validation and saving
+        if progress.iteration % eval_every == 0 or progress.iteration == total:
+            reading = evaluate(core, val, task.kind, meta["answer_mode"], args.max_length, args.eval_batch_size,
+                               top_k=1, hierarchy=meta.get("hierarchy"), progress=main_process)
+            if progress.record(headline(reading, task.kind)) and main_process:
+                save_checkpoint(core, best_dir, meta | {"metrics": {"val": recorded(reading)}}, args.save_weights,
+                                args.save_dtype)
+            core.train()
+        stopped = bool(args.stop_after_iterations) and progress.iteration >= args.stop_after_iterations
+        if main_process and (stopped or progress.iteration % args.save_every == 0
+                             or progress.iteration % per_epoch == 0):
+            save_state(state_dir, core, optimizer, scheduler, progress, run_settings(args))
+        if stopped:
+            logger.info("stopping after %d iterations as asked; continue with --resume", progress.iteration)
+            break
     bar.close()
-    result = {"best_val": info["best"], "best_step": info["best_step"], "steps": info["step"], "history": info["history"],
-              "train_seconds": round(time.perf_counter() - start, 1), "device": str(accelerator.device)}
+
+    # The result, and the test reading of the selected checkpoint
+    saved = progress.to_json()  # as the state names them: "step" counts iterations there
+    result = {"best_val": saved["best"], "best_step": saved["best_step"], "steps": saved["step"],
+              "history": saved["history"], "train_seconds": round(time.perf_counter() - start, 1),
+              "device": str(accelerator.device)}
     if resuming:
         result["resumed_at_step"] = resumed_at
-    if not stopped and args.eval_test and accelerator.is_main_process:
+    if not stopped and args.eval_test and main_process:
         result["test"] = test_best(best_dir, task, args)
-    if accelerator.is_main_process:
+    if main_process:
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def prepare_model(task, steps: list[str], answers: list[str], args) -> tuple[CoTTModel, dict | None]:
+    """A new model of ``--method``, or the ``--init-from`` checkpoint to continue (and its config), with frozen
+    embeddings and LoRA adapters as asked."""
+    parent = None
+    if args.init_from:
+        model, parent = model_from_checkpoint(args.init_from, task, args.method, steps, answers)
+    else:
+        model = build_model(task, args.method, args.model, steps, answers, args.template, args.pooling,
+                            soft_verbalizer=args.soft_verbalizer)
+    if args.freeze_embeddings:  # the decoder is tied to them: a compact checkpoint stores the rest
+        model.mlm.get_input_embeddings().weight.requires_grad_(False)
+    if args.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        model.mlm = get_peft_model(model.mlm, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r,
+                                                         target_modules=["query", "value"]))
+        for param in model.head_parameters():  # the fresh MLM head trains with the adapters
+            param.requires_grad_(True)
+    return model, parent
+
+
+def parameter_groups(model: CoTTModel, args) -> list[dict]:
+    """The trained parameters: the backbone at ``--lr``; the heads at ``--head-lr``, that is the MLM head's own
+    (``CoTTModel.head_parameters``) and every parameter outside the masked LM (projection, classifier, soft labels)."""
+    backbone = {id(p) for p in model.masked_lm().parameters()} - {id(p) for p in model.head_parameters()}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in trained if id(p) in backbone], "lr": args.lr},
+            {"params": [p for p in trained if id(p) not in backbone], "lr": args.head_lr}]
+
+
+def batch_indices(n: int, per_epoch: int, total: int, start: int, lengths: list[int] | None, args) -> Iterator[list[int]]:
+    """The training examples of each iteration from ``start`` to ``total``: a shuffle seeded by (seed, epoch), so a
+    resumed run meets the batches of an uninterrupted one; with ``lengths``, batches of similar prompt length (the
+    same examples per epoch, less padding)."""
+    order = None
+    for iteration in range(start, total):
+        epoch, b = divmod(iteration, per_epoch)
+        if order is None or b == 0:
+            shuffle = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+            if lengths:
+                order = get_length_grouped_indices(lengths, args.batch_size, generator=shuffle)
+            else:
+                order = torch.randperm(n, generator=shuffle).tolist()
+        yield order[b * args.batch_size : (b + 1) * args.batch_size]
 
 
 def test_best(best_dir: Path, task, args) -> dict:
     """Evaluate the selected checkpoint, as reloaded from disk, on the test split: what is shipped is what is measured."""
     model, config = load_checkpoint(best_dir, "cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
-    test = known_examples(model, task.loader(args.data, "test"), "test")
+    loaded = task.loader(args.data, "test")
+    test = known_examples(model, loaded, "test")
+    dropped = len(loaded) - len(test)
     test = sample(test, args.max_test_examples)  # seed 0: every method meets the same test examples
     res = evaluate(model, test, task.kind, config["answer_mode"], config["max_length"], args.eval_batch_size,
-                   hierarchy=config.get("hierarchy"))
+                   hierarchy=config.get("hierarchy"), step_answers=step_answers_of(config), dropped=dropped)
     logger.info("test:\n%s", summary(res))
     update_config(best_dir, metrics={"test": recorded(res)})
     (best_dir / "metrics_test.json").write_text(json.dumps(res, indent=2))
