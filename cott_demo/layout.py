@@ -9,10 +9,10 @@ import pandas as pd
 
 from . import plots, render
 from .files import read_batch_file, upload_path
-from .inputs import DEFAULT_THRESHOLD, MAX_ROWS, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text, \
-    monitor_threshold
-from .serving import CONCURRENCY, Model, configured_checkpoints, load_examples, load_models, predict_rows, run_predict, \
-    run_sweep, usable
+from .inputs import (DEFAULT_THRESHOLD, MAX_ROWS, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text,
+                     monitor_threshold)
+from .serving import (CONCURRENCY, Model, configured_checkpoints, load_examples, load_models, predict_rows, run_predict,
+                      run_sweep, usable)
 
 CSS = """
 .gradio-container {max-width: 1200px !important; margin: auto;}
@@ -30,7 +30,7 @@ BAD_INPUT = (InputError, ValueError, TypeError)  # shown to the user as a messag
 
 def warn(err: Exception) -> str:
     """Show an error as a toast and return it as a status line."""
-    gr.Warning(str(err))
+    gr.Warning(render.toast(err))
     return render.status_md(str(err))
 
 
@@ -65,11 +65,13 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
                 about["card"]: render.card_markdown(m) if m else unknown,
                 about["answer_words"]: render.words_table(m.card.get("answer_words") if m else None),
                 about["step_words"]: render.words_table(m.card.get("step_words") if m else None),
-                ask["step"]: gr.Dropdown(choices=m.pipe.steps if m and m.pipe else [], value=None, info=render.step_help(m)),
+                ask["step"]: gr.Dropdown(choices=m.pipe.steps if m and m.pipe else [], value=None,
+                                         info=render.step_help(m)),
             }
 
-        model.change(model_info, model, [description, ask["help"], ask["examples"], about["card"], about["answer_words"],
-                                         about["step_words"], ask["step"]], api_name="model_info", queue=False)
+        outputs = [description, ask["help"], ask["examples"], about["card"], about["answer_words"], about["step_words"],
+                   ask["step"]]
+        model.change(model_info, model, outputs, api_name="model_info", queue=False)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 
@@ -128,7 +130,7 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
                 return {status: warn(err), step_md: "", step_plot: None, answer_md: "", answer_plot: None,
                         step_in: gr.Dropdown(), raw: None}
             for n in notices:
-                gr.Warning(n)
+                gr.Warning(render.toast(n))
             return {status: render.status_md(notices=notices), step_md: render.step_section(pred, thr),
                     step_plot: plots.step_figure(pred), answer_md: render.answer_section(pred),
                     answer_plot: plots.answer_figure(pred), step_in: gr.Dropdown(choices=pred.steps, value=pred.step),
@@ -153,8 +155,8 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
                     compare_plot: plots.comparison_figure(base, mine),
                     inject_raw: render.injection_summary(name, base, mine, notices)}
 
-        inject_btn.click(inject, [model, text, step_in, threshold_in], [inject_status, compare_md, compare_plot, inject_raw],
-                         api_name="inject")
+        inject_btn.click(inject, [model, text, step_in, threshold_in],
+                         [inject_status, compare_md, compare_plot, inject_raw], api_name="inject")
 
         gr.Markdown("## Sweep every step")
         sweep_btn = gr.Button("Sweep all known steps", elem_id="sweep")
@@ -228,5 +230,6 @@ def about_tab(init: Model | None) -> dict:
             answer_words = gr.Dataframe(render.words_table(init.card.get("answer_words") if init else None),
                                         interactive=False)
         with gr.Accordion("Step verbalizer (label → words)", open=False):
-            step_words = gr.Dataframe(render.words_table(init.card.get("step_words") if init else None), interactive=False)
+            step_words = gr.Dataframe(render.words_table(init.card.get("step_words") if init else None),
+                                      interactive=False)
     return {"card": card, "answer_words": answer_words, "step_words": step_words}

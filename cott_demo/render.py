@@ -27,6 +27,11 @@ def esc_html(text) -> str:
     return html.escape(str(text))
 
 
+def toast(text) -> str:
+    """Text for a Gradio toast (gr.Warning), which renders HTML."""
+    return html.escape(str(text))
+
+
 def safe_cell(value):
     """Neutralise spreadsheet formulas in the downloadable CSV."""
     if isinstance(value, str) and value[:1] in _FORMULA_START:

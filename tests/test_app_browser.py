@@ -1,7 +1,7 @@
 """The app in a real browser: Debian's headless Chromium driven by Playwright (no browser download).
 
-Clicks an example, checks the plotly charts are drawn, edits the step, sweeps, and saves screenshots at
-laptop and phone width (into a tmp dir, and into $COTT_SCREENSHOTS when set).
+Clicks an example, checks the plotly charts are drawn, edits the step, sweeps, uploads a batch file, and saves
+screenshots at laptop and phone width (into a tmp dir, and into $COTT_SCREENSHOTS when set).
 """
 from __future__ import annotations
 
@@ -129,4 +129,21 @@ def test_phone_width_layout(url, browser, shots):
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 8, f"the page scrolls sideways by {overflow}px on a phone"
     shots(page, "predict_phone")
+    page.close()
+
+
+def test_batch_upload_shows_user_text_as_text(url, browser, tmp_path):
+    """A CSV header is user text: the status line and the warning toast show its tags, never render them."""
+    path = tmp_path / "header.csv"
+    path.write_text("<b id=pwn>bold</b>,<img id=pwn2 src=x>\n1,2\n", encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Batch").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_text("Click to Upload").first.click()
+    chooser.value.set_files(str(path))
+    page.get_by_text("header", exact=True).wait_for(timeout=30_000)  # the uploaded file is listed
+    page.get_by_role("button", name="Run batch").click()
+    page.wait_for_function("document.body.innerText.split('<b id=pwn>bold</b>').length > 2", timeout=30_000)
+    assert page.locator("#pwn, #pwn2").count() == 0
     page.close()

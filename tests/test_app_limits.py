@@ -100,7 +100,8 @@ def test_step_length_cap(demo, seen, extra):
 
 # ---- batch files ---------------------------------------------------------------------------------
 def test_input_handling_needs_no_gradio():
-    code = "import sys, cott_demo.files, cott_demo.render, cott_demo.plots, cott_demo.serving; assert 'gradio' not in sys.modules"
+    modules = "cott_demo.files, cott_demo.plots, cott_demo.render, cott_demo.serving"
+    code = f"import sys, {modules}; assert 'gradio' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -217,6 +218,19 @@ def test_model_name_and_card_are_escaped():
 def test_unknown_model_name_is_escaped(demo):
     status, *_ = event(demo, "predict", EVIL, "what is my balance", 0.5)
     assert status.startswith("✖") and "<b>" not in status and "<script" not in status
+
+
+def test_toasts_are_escaped(demo, tmp_path, monkeypatch):
+    import gradio as gr
+
+    toasts = []
+    monkeypatch.setattr(gr, "Warning", lambda message, *a, **kw: toasts.append(message))
+    path = tmp_path / "header.csv"
+    path.write_text(f"{EVIL},other\n1,2\n", encoding="utf-8")
+    status, *_ = event(demo, "batch", "tinyintent", str(path), 0.5)
+    event(demo, "predict", "tinyintent", text_of(inputs.MAX_CHARS + 1), 0.5)
+    assert 'no "text" column' in status and len(toasts) == 2
+    assert_escaped(toasts[0])  # a toast renders HTML
 
 
 def figure_texts(fig) -> list[str]:
