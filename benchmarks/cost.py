@@ -1,7 +1,7 @@
 """Cost of CoTT against fine-tuning, measured side by side in one run on the same inputs.
 
 Prints: CoTT inference time per input / a fine-tuned classifier's single forward (target <= 2.2),
-CoTT training-step time / fine-tuning step time (target <= 3.3), and peak memory of each.
+CoTT training-iteration time / fine-tuning iteration time (target <= 3.3), and peak memory of each.
 Each measurement runs in a fresh process so its peak memory is its own.
 
     python benchmarks/cost.py --data ../shared/data/clinc150 --n 256 --batch-size 32
@@ -62,7 +62,7 @@ def _measure(kind: str, method: str, args: dict, queue) -> None:
         model.train()
         batcher = TrainingBatcher(model, args["max_length"])
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-        for i, b in enumerate(batches[: args["train_steps"] + 1]):
+        for i, b in enumerate(batches[: args["train_iterations"] + 1]):
             sync(device)
             start = time.perf_counter()
             loss, _ = cott_loss(model, batcher(b, random.Random(i)), LossConfig())
@@ -95,7 +95,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=48)
     p.add_argument("--repeats", type=int, default=3, help="timed inference passes (median)")
-    p.add_argument("--train-steps", type=int, default=5, help="timed training steps (median)")
+    p.add_argument("--train-iterations", "--train-steps", type=int, default=5, help="timed training iterations (median)")
     args = vars(p.parse_args())
     rows = {}
     # Interleave the two methods so machine noise hits both alike.
@@ -107,10 +107,10 @@ def main():
     trn = rows[("train", "cott")]["seconds"] / rows[("train", "finetune")]["seconds"]
     device = rows[("inference", "cott")]["device"]
     print(f"\ndevice {device}; {args['n']} CLINC150 inputs, batch {args['batch_size']}, max length {args['max_length']}")
-    print(f"| measure | fine-tuning | CoTT | ratio (target) |\n|---|---|---|---|")
+    print("| measure | fine-tuning | CoTT | ratio (target) |\n|---|---|---|---|")
     print(f"| inference per input | {rows[('inference', 'finetune')]['seconds'] * 1e3:.2f} ms | "
           f"{rows[('inference', 'cott')]['seconds'] * 1e3:.2f} ms | {inf:.2f} (<= 2.2) |")
-    print(f"| training step | {rows[('train', 'finetune')]['seconds']:.3f} s | {rows[('train', 'cott')]['seconds']:.3f} s | "
+    print(f"| training iteration | {rows[('train', 'finetune')]['seconds']:.3f} s | {rows[('train', 'cott')]['seconds']:.3f} s | "
           f"{trn:.2f} (<= 3.3) |")
     unit = "MiB (GPU, max allocated)" if device == "cuda" else "MiB (process peak RSS)"
     print(f"| peak memory, inference | {rows[('inference', 'finetune')]['peak_mib']} | {rows[('inference', 'cott')]['peak_mib']} | {unit} |")

@@ -1,10 +1,10 @@
-"""Training-step time with length-grouped batches (``--group-by-length``) against random batches, side by side.
+"""Training-iteration time with length-grouped batches (``--group-by-length``) against random batches, side by side.
 
 Same model, same examples: one epoch's batches are drawn both ways (transformers' length-grouped order, and a
-plain random permutation), and the training steps alternate between the two so machine noise hits both alike.
-Prints the padded tokens per step and the mean step time of each order, and their ratio.
+plain random permutation), and the training iterations alternate between the two so machine noise hits both alike.
+Prints the padded tokens per iteration and the mean iteration time of each order, and their ratio.
 
-    python benchmarks/length_grouping.py --data ../shared/data/conll04/derived_tacred_style --steps 8
+    python benchmarks/length_grouping.py --data ../shared/data/conll04/derived_tacred_style --iterations 8
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default="minilm")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--steps", type=int, default=8, help="measured training steps of each order")
+    p.add_argument("--iterations", "--steps", type=int, default=8, help="measured training iterations of each order")
     args = p.parse_args(argv)
 
     torch.manual_seed(0)
@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     orders = {"random": torch.randperm(len(train), generator=shuffle).tolist(),
               "grouped": get_length_grouped_indices(lengths, args.batch_size, generator=shuffle)}
     bs = args.batch_size
-    picks = random.Random(0).sample(range(len(train) // bs), args.steps + 1)  # the same step numbers for both orders
+    picks = random.Random(0).sample(range(len(train) // bs), args.iterations + 1)  # the same batches for both orders
     batcher = TrainingBatcher(model, args.max_length)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     times = {name: [] for name in orders}
@@ -60,13 +60,13 @@ def main(argv=None) -> dict:
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
-            if k:  # the first step of each warms up
+            if k:  # the first iteration of each warms up
                 times[name].append(time.perf_counter() - start)
                 padded[name].append(batch["input_ids"].numel())
-    out = {name: {"step_seconds": round(statistics.mean(times[name]), 3),
-                  "padded_tokens_per_step": round(statistics.mean(padded[name]))} for name in orders}
-    out["random_over_grouped"] = round(out["random"]["step_seconds"] / out["grouped"]["step_seconds"], 2)
-    out.update(steps=args.steps, batch_size=bs, max_length=args.max_length, threads=torch.get_num_threads())
+    out = {name: {"iteration_seconds": round(statistics.mean(times[name]), 3),
+                  "padded_tokens_per_iteration": round(statistics.mean(padded[name]))} for name in orders}
+    out["random_over_grouped"] = round(out["random"]["iteration_seconds"] / out["grouped"]["iteration_seconds"], 2)
+    out.update(iterations=args.iterations, batch_size=bs, max_length=args.max_length, threads=torch.get_num_threads())
     print(json.dumps(out, indent=2))
     return out
 

@@ -9,7 +9,7 @@ from cott.inference import reason
 from experiments.calibration import calibration, fit_temperature, reliability, with_temperature
 from experiments.calibration import main as calibration_main
 from train.build import model_from_checkpoint
-from train.__main__ import main as train_main
+from train.cli import main as train_main
 from train.evaluate import main as evaluate_main
 from helpers import train_args
 

@@ -5,7 +5,7 @@ import shlex
 import pytest
 
 from experiments import grid
-from train.__main__ import main as real_train_main
+from train.cli import main as real_train_main
 
 CONFIGS = {"prompt": ["--method", "prompt", "--mlm-warmup-steps", "0"],
            "cott": ["--method", "cott", "--mlm-warmup-steps", "0"]}

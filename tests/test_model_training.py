@@ -13,7 +13,7 @@ from cott.data import load_jsonl
 from cott.inference import reason
 from cott.losses import LossConfig, cott_loss
 from cott.tasks import label_sets
-from train.__main__ import main as train_main
+from train.cli import main as train_main
 from experiments.prompt_lengths import main as prompt_lengths_main
 from train.build import build_model
 from cott.evaluation import evaluate

@@ -5,7 +5,7 @@ import pytest
 
 from cott import CoTTPipeline
 from cott.tasks import get_task
-from train.__main__ import main as train_main
+from train.cli import main as train_main
 from helpers import needs_data
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train.__main__ import main as train_main
+from train.cli import main as train_main
 from helpers import train_args
 
 # No MLM warm-up (fast); validation after each of the 2 epochs of 6 steps, at steps 6 and 12. On the toy data the

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from cott import CoTTPipeline
 from experiments.soup import average, greedy_soup
 from experiments.soup import main as soup_main
-from train.__main__ import main as train_main
+from train.cli import main as train_main
 from helpers import train_args
 
 
