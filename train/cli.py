@@ -43,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     a("--no-contrastive", action="store_true", help="ablation: no counterfactual contrastive loss")
     a("--no-rectification", action="store_true", help="ablation: answer with Step II only")
     a("--step1-only", action="store_true", help="ablation: no Step II at all; answer with p(y|x)")
+    # checkpoints record it as training.mlm_warmup_steps, and train.state compares it on --resume: the name stays
     a("--mlm-warmup-steps", type=int, default=100, metavar="ITERATIONS",
       help="prompt-based methods: masked-LM warm-up iterations of the MLM head on the training texts before task "
            "training (MiniLM ships no MLM head; see README results); 0 turns it off")

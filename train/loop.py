@@ -72,9 +72,7 @@ def run(args) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     core = accelerator.unwrap_model(model)
-    loss_cfg = LossConfig(step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
-                          tau=args.tau, in_batch_negatives=args.in_batch_negatives)
-    batcher = TrainingBatcher(core, args.max_length, step2=loss_cfg.step2, counterfactual=loss_cfg.contrastive_weight > 0)
+    loss_cfg, batcher = objective(core, args)
     progress = Progress()
     if resuming:
         progress = load_state(state_dir, core, optimizer, scheduler)
@@ -154,6 +152,14 @@ def prepare_model(task, steps: list[str], answers: list[str], args) -> tuple[CoT
         for param in model.head_parameters():  # the fresh MLM head trains with the adapters
             param.requires_grad_(True)
     return model, parent
+
+
+def objective(model: CoTTModel, args) -> tuple[LossConfig, TrainingBatcher]:
+    """The loss of ``--method`` and its ablations, and the batcher that lays out the rows it reads."""
+    loss_cfg = LossConfig(step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
+                          tau=args.tau, in_batch_negatives=args.in_batch_negatives)
+    batcher = TrainingBatcher(model, args.max_length, step2=loss_cfg.step2, counterfactual=loss_cfg.contrastive_weight > 0)
+    return loss_cfg, batcher
 
 
 def parameter_groups(model: CoTTModel, args) -> list[dict]:

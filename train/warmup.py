@@ -13,7 +13,8 @@ logger = logging.getLogger(__name__)
 
 def mlm_warmup(model, texts: list[str], steps: int, batch_size: int = 32, lr: float = 1e-4, max_length: int = 64,
                seed: int = 0, mask_prob: float = 0.15, progress: bool = True) -> list[float]:
-    """Train the MLM head (the encoder stays as it is) to fill 15% masked tokens; returns the losses.
+    """Train the MLM head (the encoder stays as it is) to fill 15% masked tokens for ``steps`` optimizer
+    iterations (``--mlm-warmup-steps``); returns the losses.
 
     The decoder rows are only scored at masked positions, never at every position.
     """
@@ -47,5 +48,5 @@ def mlm_warmup(model, texts: list[str], steps: int, batch_size: int = 32, lr: fl
         opt.step()
         opt.zero_grad()
         losses.append(loss.item())
-    logger.info("MLM warm-up: loss %.3f -> %.3f over %d steps", losses[0] if losses else 0, losses[-1] if losses else 0, steps)
+    logger.info("MLM warm-up: loss %.3f -> %.3f over %d iterations", losses[0] if losses else 0, losses[-1] if losses else 0, steps)
     return losses
