@@ -12,7 +12,7 @@ def _encode(model, fields, step, max_length):
     return model.template.encode(model.tokenizer, fields, step, max_length)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def reason(
     model,
     inputs: Sequence[dict],
@@ -68,7 +68,7 @@ def reason(
     return result
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def answer_given_steps(model, pairs: Sequence[tuple[dict, Sequence[str]]], max_length: int = 128,
                        batch_size: int = 64) -> torch.Tensor:
     """p(y|x,I) for (text fields, step words) pairs: (N, L), from batched Step II passes."""

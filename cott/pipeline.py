@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from . import counterfactual, monitor
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .data import relation_example
 from .inference import reason, sweep
 from .relation_input import mark_mentions, parse_marked
@@ -82,12 +82,27 @@ class CoTTPipeline:
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, device: str | None = None, **kwargs) -> "CoTTPipeline":
-        """Load from a local checkpoint directory or a Hugging Face Hub repository id."""
+        """Load from a local checkpoint directory or a Hugging Face Hub repository id (``owner/name``, downloaded
+        through huggingface_hub's cache; with ``HF_HUB_OFFLINE=1`` only the cache is read). A hub id that cannot be
+        had (no network, no such repository, not cached offline) raises ``CheckpointError`` saying so."""
         path = Path(path_or_id).expanduser()
         if not path.exists() and "/" in path_or_id and not path_or_id.startswith((".", "/", "~")):
-            from huggingface_hub import snapshot_download
+            import os
 
-            path = Path(snapshot_download(path_or_id))
+            from huggingface_hub import errors, snapshot_download
+
+            offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}  # read now, not at import
+            try:
+                path = Path(snapshot_download(path_or_id, local_files_only=offline))
+            except (OSError, ValueError, errors.HfHubHTTPError) as err:  # ConnectionError and LocalEntryNotFoundError
+                if isinstance(err, errors.RepositoryNotFoundError):  # are OSErrors; HFValidationError a ValueError
+                    why = "no such repository, or a private or gated one: set HF_TOKEN"
+                elif isinstance(err, errors.HFValidationError):
+                    why = "not a repository id owner/name"
+                else:
+                    why = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else "no network?"
+                raise CheckpointError(f"could not download {path_or_id} from the Hugging Face Hub ({why}), and it is "
+                                      f"not a local directory: {' '.join(str(err).split())}") from None
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, config = load_checkpoint(path, device)
         return cls(model, config, **kwargs)
