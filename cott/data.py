@@ -230,15 +230,26 @@ def relation_example(tokens, spans, types=None, relation=None, meta=None) -> Exa
     return Example(fields, tuple(types) if types else None, relation, meta or {})
 
 
-# ---- generic JSON lines ------------------------------------------------------------------------
-def load_jsonl(path: str | Path, split: str) -> list[Example]:
-    """Generic classification: ``{"text", "step", "label"}`` per line (``step`` a string or a list).
+# ---- generic tables -----------------------------------------------------------------------------
+TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
-    ``path`` is a file, or a folder with ``{train,val,test}.jsonl``.
+
+def load_jsonl(path: str | Path, split: str) -> list[Example]:
+    """Generic classification: ``{"text", "step", "label"}`` per row (``step`` a string, "a | b" or a list for
+    several slots) in JSON lines, CSV or Parquet (the last two read through ``datasets``).
+
+    ``path`` is a file, or a folder with ``{train,val,test}`` + ``.jsonl``, ``.csv`` or ``.parquet``.
     """
     path = Path(path)
     if path.is_dir():
-        path = path / f"{_split_name(split)}.jsonl"
+        found = [path / f"{_split_name(split)}{ext}" for ext in TABLE_SUFFIXES if (path / f"{split}{ext}").exists()]
+        if not found:
+            raise DataError(path, f"no {split} file (looked for {', '.join(split + e for e in TABLE_SUFFIXES)})")
+        path = found[0]
+    if path.suffix.lower() in (".csv", ".parquet"):
+        from .table import read_rows
+
+        return [_table_example(path, row, no) for no, row in enumerate(read_rows(path), 1)]
     examples = []
     for no, obj in _read_jsonl(path):
         text = _need(obj, "text", str, path, no)
@@ -249,3 +260,12 @@ def load_jsonl(path: str | Path, split: str) -> list[Example]:
             raise DataError(path, "step should be a non-empty string or a list of them", no)
         examples.append(Example({"text": text}, step, label))
     return examples
+
+
+def _table_example(path: Path, row: dict, no: int) -> Example:
+    """A CSV / Parquet row as an Example; ``no`` counts data rows (a CSV's header is line 1, so row 1 is line 2)."""
+    line = no + 1 if path.suffix.lower() == ".csv" else no
+    for key in ("label", "step"):
+        if row.get(key) is None:
+            raise DataError(path, f"missing field {key!r}", line)
+    return Example({"text": row["text"]}, tuple(s.strip() for s in row["step"].split("|")), row["label"])

@@ -63,6 +63,8 @@ def _load(path: Path, fmt: str):
             return datasets.load_dataset(fmt, data_files=str(path), split="train", cache_dir=cache,
                                          keep_in_memory=True, **kwargs)
     except Exception as err:  # datasets raises many types for a malformed file; name the file and the cause
+        if "corresponds to no data" in str(err):  # a header and nothing else
+            raise DataError(path, "the file has no rows") from None
         cause = err.__cause__ or err
         raise DataError(path, f"could not be read as {fmt.upper()}: {type(cause).__name__}: {cause}"[:500]) from None
 

@@ -1,0 +1,76 @@
+"""Generic tables through `datasets`: CSV and Parquet files train like JSON lines, with clear errors."""
+import json
+
+import pandas as pd
+import pytest
+
+from cott.data import DataError, load_jsonl
+from cott.table import read_rows
+from helpers import toy_examples, train_args
+from train.cli import main as train_main
+
+
+def _write(folder, fmt):
+    folder.mkdir()
+    for split, n, seed in (("train", 64, 0), ("val", 16, 1), ("test", 16, 2)):
+        frame = pd.DataFrame(toy_examples(n, seed))
+        frame.to_csv(folder / f"{split}.csv", index=False) if fmt == "csv" else frame.to_parquet(folder / f"{split}.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_table_loads_like_json_lines(tmp_path, fmt):
+    folder = _write(tmp_path / fmt, fmt)
+    expected = toy_examples(64, 0)
+    examples = load_jsonl(folder, "train")
+    assert [(e.fields["text"], e.step, e.label) for e in examples] == [(r["text"], (r["step"],), r["label"]) for r in expected]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_train_from_a_table(tiny_bert, tmp_path, fmt):
+    folder = _write(tmp_path / fmt, fmt)
+    result = train_main(train_args(tiny_bert, folder, tmp_path / "run", "--epochs", "1", "--eval-test"))
+    assert result["test"]["examples"] == 16
+    config = json.loads((tmp_path / "run" / "best" / "cott.json").read_text())
+    assert config["step_answers"] == {"animal": ["cat", "dog", "horse"], "vehicle": ["bus", "car", "truck"]}
+
+
+def test_table_errors_name_the_file_and_row(tmp_path):
+    (tmp_path / "train.csv").write_text("text,step,label\na cat,animal,cat\na bus,vehicle,\n")
+    with pytest.raises(DataError, match=r"train.csv, line 3: missing field 'label'"):
+        load_jsonl(tmp_path / "train.csv", "train")
+    (tmp_path / "nostep.csv").write_text("text,label\na cat,cat\n")
+    with pytest.raises(DataError, match="missing field 'step'"):
+        load_jsonl(tmp_path / "nostep.csv", "train")
+    with pytest.raises(DataError, match="no test file"):
+        load_jsonl(tmp_path, "test")
+
+
+def test_read_rows_formats_and_limits(tmp_path):
+    (tmp_path / "a.csv").write_text('text,step\n"hello, there",travel\nbye,\n')
+    rows = read_rows(tmp_path / "a.csv")
+    assert [(r["text"], r["step"], r["label"]) for r in rows] == [("hello, there", "travel", None), ("bye", None, None)]
+    (tmp_path / "b.jsonl").write_text('{"text": "a", "step": ["person", "organization"]}\n{"text": "b"}\n')
+    assert [r["step"] for r in read_rows(tmp_path / "b.jsonl")] == ["person | organization", None]
+    (tmp_path / "c.json").write_text('[{"text": "a"}, {"text": "b", "label": "7"}]')
+    assert [r["label"] for r in read_rows(tmp_path / "c.json")] == [None, "7"]
+    pd.DataFrame({"text": ["p", "q"], "label": ["1", None]}).to_parquet(tmp_path / "d.parquet")
+    assert [r["label"] for r in read_rows(tmp_path / "d.parquet")] == ["1", None]
+    (tmp_path / "n.csv").write_text("text,label\n1,2\n")
+    assert read_rows(tmp_path / "n.csv")[0] == {"text": "1", "step": None, "label": "2", "subj": None, "obj": None}
+    assert len(read_rows(tmp_path / "a.csv", max_rows=2)) == 2
+    with pytest.raises(DataError, match="3 rows; the limit is 2"):
+        (tmp_path / "e.csv").write_text("text\na\nb\nc\n")
+        read_rows(tmp_path / "e.csv", max_rows=2)
+    (tmp_path / "f.csv").write_text("foo,bar\n1,2\n")
+    with pytest.raises(DataError, match='no "text" column'):
+        read_rows(tmp_path / "f.csv")
+    (tmp_path / "g.csv").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        read_rows(tmp_path / "g.csv")
+    (tmp_path / "i.csv").write_text("text,step\n")
+    with pytest.raises(DataError, match="no rows"):
+        read_rows(tmp_path / "i.csv")
+    (tmp_path / "h.csv").write_text("text,step\na,b\n,c\n")
+    with pytest.raises(DataError, match='h.csv, line 3: the "text" cell is empty'):
+        read_rows(tmp_path / "h.csv")
