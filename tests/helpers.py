@@ -56,6 +56,25 @@ def build_tiny_bert(folder: str | Path, words: Iterable[str] = TOY_VOCAB, seed: 
     return folder
 
 
+def build_tiny_distilbert(folder: str | Path, seed: int | None = None) -> Path:
+    """Write a 1-layer DistilBERT masked LM over the toy WordPiece vocabulary into ``folder`` (its MLM head is laid
+    out unlike BERT's: vocab_transform, vocab_layer_norm, vocab_projector)."""
+    import torch
+    from transformers import BertTokenizer, DistilBertConfig, DistilBertForMaskedLM
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(BERT_SPECIAL + TOY_VOCAB) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
+    tokenizer.save_pretrained(folder)
+    if seed is not None:
+        torch.manual_seed(seed)
+    config = DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=37,
+                              max_position_embeddings=128, initializer_range=0.3)
+    DistilBertForMaskedLM(config).save_pretrained(folder)
+    return folder
+
+
 def build_tiny_roberta(folder: str | Path, seed: int | None = None) -> Path:
     """Write a 2-layer RoBERTa masked LM with a byte-level BPE tokenizer trained on the toy corpus into ``folder``."""
     import torch

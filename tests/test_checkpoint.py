@@ -1,11 +1,15 @@
 """A trained model saved (full, delta, delta in float16 or bfloat16, LoRA merged), reloaded, answers as in memory."""
+import json
 import random
+import re
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForMaskedLM
 
-from cott import load_checkpoint, save_checkpoint
+from cott import CheckpointError, load_checkpoint, save_checkpoint
+from cott.checkpoint import command_line, training_meta, update_config
 from cott.batching import TrainingBatcher
 from cott.data import load_jsonl
 from cott.inference import reason
@@ -111,3 +115,173 @@ def test_lora_model_round_trips_merged(tiny_bert, toy_data, inputs, tmp_path):
     for key in KEYS:
         assert torch.allclose(before[key], after[key], atol=TOLERANCE["float32"]), key
     assert torch.allclose(reason(model, inputs, top_k=2)["p_rectified"], before["p_rectified"])  # saving left the model as it was
+
+
+# ---- what a checkpoint records, and every way a bad one is refused --------------------------------------------
+
+
+@pytest.fixture
+def saved(tiny_bert, toy_data, tmp_path):
+    """An untrained toy model saved as a full checkpoint, and a delta one (each test may break its copy)."""
+    model, _ = toy_model(tiny_bert, toy_data, soft_verbalizer=False)
+    full = save_checkpoint(model, tmp_path / "full", toy_meta(tiny_bert, metrics={"val": {"accuracy": 0.5}}))
+    delta = save_checkpoint(model, tmp_path / "delta", toy_meta(tiny_bert), weights="delta")
+    return model, full, delta
+
+
+def _config(path):
+    return json.loads((path / "cott.json").read_text())
+
+
+def _refused(path, message):
+    """load_checkpoint raises CheckpointError with exactly ``message``."""
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == message
+
+
+def test_config_records_the_model_and_the_meta(saved, tiny_bert):
+    model, full, delta = saved
+    config = _config(full)
+    assert config["format"] == "cott-checkpoint" and config["version"] == 1
+    assert config["task"] == "jsonl" and config["backbone"] == str(tiny_bert) and config["metrics"] == {"val": {"accuracy": 0.5}}
+    assert config["template"] == model.template.text and config["answer_head"] == "verbalizer"
+    assert config["answer_verbalizer"] == model.answer.to_dict() and config["step_verbalizer"] == model.step.to_dict()
+    assert config["proj_dim"] == 128 and config["soft_verbalizer"] is False and config["step_temperature"] == 1.0
+    assert config["weights"] == "full" and config["weights_dtype"] == "float32"
+    assert (_config(delta)["weights"], _config(delta)["weights_dtype"]) == ("delta", "float32")
+    assert sorted(p.name for p in full.iterdir() if not p.name.startswith("tokenizer") and p.suffix != ".txt") == [
+        "config.json", "cott.json", "cott_heads.safetensors", "model.safetensors"]
+    assert not list(full.parent.glob(".full.*"))  # no temporary folder left behind
+    save_checkpoint(model, full, toy_meta(tiny_bert, description="für"))
+    assert "für" in (full / "cott.json").read_text(encoding="utf-8")  # written as text, not \\u escapes
+
+
+def test_saving_over_a_checkpoint_replaces_it(saved, tiny_bert):
+    model, full, _ = saved
+    (full / "stale.txt").write_text("old")
+    save_checkpoint(model, full, toy_meta(tiny_bert), weights="delta")
+    assert not (full / "stale.txt").exists() and not (full / "model.safetensors").exists()
+    assert _config(full)["weights"] == "delta"
+    with pytest.raises(ValueError, match=r"^weights must be 'full' or 'delta', not 'half'$"):
+        save_checkpoint(model, full, toy_meta(tiny_bert), weights="half")
+    assert _config(full)["weights"] == "delta"  # a refused save leaves the checkpoint as it was
+
+
+def test_linear_head_checkpoint_round_trips(tiny_bert, toy_data, tmp_path, inputs):
+    model, _ = toy_model(tiny_bert, toy_data, method="finetune")
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.arange(6.0) / 3)
+    path = save_checkpoint(model, tmp_path / "ft", toy_meta(tiny_bert, method="finetune"))
+    loaded, config = load_checkpoint(path)
+    assert config["answer_head"] == "linear" and config["step_verbalizer"] is None and loaded.step is None
+    assert torch.equal(loaded.classifier.bias, model.classifier.bias)
+    assert torch.allclose(reason(loaded, inputs)["p_answer"], reason(model.eval(), inputs)["p_answer"], atol=1e-6)
+
+
+def test_bad_configs_are_refused_with_the_file_and_the_problem(saved, tmp_path):
+    _, full, _ = saved
+    file = full / "cott.json"
+    _refused(tmp_path / "nowhere", f"{tmp_path / 'nowhere'}: not a checkpoint directory (it does not exist or is a file)")
+    good = file.read_text()
+    for config, message in (
+        ({"format": "other"}, f'{file}: not a CoTT checkpoint config (no "format": "cott-checkpoint")'),
+        ([1, 2], f'{file}: not a CoTT checkpoint config (no "format": "cott-checkpoint")'),
+        (json.loads(good) | {"version": 2}, f"{file}: format version 2 is newer than this library (1)"),
+    ):
+        file.write_text(json.dumps(config))
+        _refused(full, message)
+    for key in ("template", "answer_verbalizer", "answer_head", "weights", "backbone"):
+        file.write_text(json.dumps({k: v for k, v in json.loads(good).items() if k != key}))
+        _refused(full, f"{file}: missing key {key!r}")
+    file.write_text(json.dumps(json.loads(good) | {"weights": "half"}))
+    _refused(full, f"{file}: unknown weights kind 'half'")
+    file.write_text(json.dumps({k: v for k, v in json.loads(good).items() if k != "version"}))
+    assert load_checkpoint(full)[1]["task"] == "jsonl"  # a config without a version is version 0
+    for bad in (0, -1.0, "2", True, None, float("inf")):
+        file.write_text(json.dumps(json.loads(good) | {"step_temperature": bad}))
+        _refused(full, f"{file}: step_temperature must be a positive number, not {bad!r}")
+    file.write_text(json.dumps(json.loads(good) | {"step_temperature": 2}))
+    assert load_checkpoint(full)[0].step_temperature == 2.0
+    file.write_bytes(b"\xff\xfe{")
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(file))}: not valid JSON \("):
+        load_checkpoint(full)
+    file.unlink()
+    _refused(full, f"{file}: missing; {full} is not a CoTT checkpoint")
+
+
+def test_bad_weights_are_refused_with_the_file_and_the_problem(saved, tiny_bert):
+    _, full, delta = saved
+    weights = full / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:100])
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(weights))}: unreadable safetensors file, truncated or corrupt \("):
+        load_checkpoint(full)
+    weights.unlink()
+    _refused(full, f"{weights}: missing (the checkpoint's masked LM)")
+    heads = delta / "cott_heads.safetensors"
+    heads.unlink()
+    _refused(delta, f"{heads}: missing")
+    file = delta / "delta.safetensors"
+    tensors = load_file(file)
+    save_file(tensors | {"bert.extra.weight": torch.zeros(2)}, file)
+    _refused(delta, f"{file}: tensor 'bert.extra.weight' is not in the backbone {str(tiny_bert)!r}")
+    name = "bert.encoder.layer.0.output.dense.bias"
+    save_file(tensors | {name: torch.zeros(5)}, file)
+    _refused(delta, f"{file}: tensor {name!r} has shape (5,), the backbone has (32,)")
+    for f in delta.iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            f.unlink()
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(delta))}: tokenizer files missing or unreadable \("):
+        load_checkpoint(delta)
+
+
+def test_a_delta_changes_only_its_own_tensors_of_the_backbone(saved, tiny_bert):
+    model, _, delta = saved
+    file = delta / "delta.safetensors"
+    name = "bert.encoder.layer.1.output.dense.bias"
+    save_file({name: torch.full((32,), 0.25)}, file)  # a delta of one tensor (the head comes with the backbone)
+    loaded, _ = load_checkpoint(delta)
+    backbone = AutoModelForMaskedLM.from_pretrained(tiny_bert)
+    for n, p in loaded.mlm.named_parameters():
+        want = torch.full((32,), 0.25) if n == name else dict(backbone.named_parameters())[n]
+        assert torch.equal(p, want), n
+    assert loaded.mlm.training is False and next(loaded.parameters()).device.type == "cpu"
+
+
+def test_training_meta_records_the_task_training_and_the_chain_of_parents():
+    from cott import get_task
+
+    task = get_task("jsonl")
+    meta = training_meta(task, "cott", "rectified", "minilm", 64, {"lr": 1e-3})
+    assert meta == {"task": "jsonl", "kind": task.kind, "method": "cott", "answer_mode": "rectified", "backbone": "minilm",
+                    "max_length": 64, "description": task.description, "training": {"lr": 1e-3}}
+    parent = {"training": {"lr": 5e-5}, "metrics": {"val": {"accuracy": 0.9}}, "init_from": {"path": "grandparent"}}
+    full = training_meta(task, "cott", "step2", "minilm", 64, {}, hierarchy={"cat": "animal"}, parent=("runs/p", parent),
+                         step_answers={"animal": ["cat"]})
+    assert full["hierarchy"] == {"cat": "animal"} and full["step_answers"] == {"animal": ["cat"]}
+    assert full["init_from"] == {"path": "runs/p", "training": {"lr": 5e-5}, "val": {"accuracy": 0.9},
+                                 "init_from": {"path": "grandparent"}}
+    first = training_meta(task, "cott", "step2", "minilm", 64, {}, parent=("runs/p", {}), step_answers={})
+    assert first["init_from"] == {"path": "runs/p", "training": None, "val": None} and "step_answers" not in first
+
+
+def test_update_config_adds_readings_and_changes_keys_in_place(saved):
+    _, full, _ = saved
+    got = update_config(full, metrics={"test": {"accuracy": 0.7}}, step_temperature=1.5)
+    on_disk = _config(full)
+    assert got == on_disk and on_disk["metrics"] == {"val": {"accuracy": 0.5}, "test": {"accuracy": 0.7}}
+    assert on_disk["step_temperature"] == 1.5 and on_disk["task"] == "jsonl"
+    update_config(full, metrics={"val": {"accuracy": 0.6}})
+    assert _config(full)["metrics"] == {"val": {"accuracy": 0.6}, "test": {"accuracy": 0.7}}
+    update_config(full, metrics=None, note="ü")
+    assert _config(full)["note"] == "ü" and "ü" in (full / "cott.json").read_text(encoding="utf-8")
+    assert "\n  " in (full / "cott.json").read_text()  # indented, for people to read
+    assert sorted(p.name for p in full.glob(".*")) == []  # no temporary file left behind
+    with pytest.raises(CheckpointError):
+        update_config(full.parent / "nowhere", note="x")
+
+
+def test_command_line_quotes_what_the_shell_would_need():
+    assert command_line("train", ["--data", "my data", "--lr", "1e-3"]) == "python -m train --data 'my data' --lr 1e-3"
+    assert command_line("train.evaluate", []) == "python -m train.evaluate"

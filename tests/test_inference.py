@@ -158,6 +158,15 @@ def test_a_forced_step_per_input_beside_step_hat_and_free_text(model, inputs):
     assert torch.allclose(got["p_answer_step"][2], direct, atol=1e-5)
 
 
+def test_a_long_input_is_cut_to_128_tokens_by_default(model):
+    """The tiny backbones have 128 positions: a default other than 128 would fail or read another prompt."""
+    long = parse_marked("[[ada]] works for {{acme}} " + "and a big red house near the house " * 40)
+    by_default, cut = reason(model, [long], top_k=2), reason(model, [long], max_length=128, top_k=2)
+    for key in ("p_answer", "p_steps", "p_answer_step", "p_marginal"):
+        assert torch.equal(by_default[key], cut[key]), key
+    assert torch.equal(sweep(model, [long]), sweep(model, [long], max_length=128))
+
+
 def test_sweep_in_small_batches_equals_one_batch(model, inputs):
     assert torch.allclose(sweep(model, inputs, batch_size=4), sweep(model, inputs, batch_size=64), atol=1e-5)
 

@@ -44,6 +44,15 @@ def test_per_relation_scores_split_the_micro_figures_by_relation():
     assert set(relation_scores_per_label(["x", "y"], ["y", "y"], negative="x")) == {"y"}
 
 
+def test_per_relation_scores_count_each_relation_on_its_own():
+    gold = ["A", "A", "A", "B", "no_relation"]
+    pred = ["A", "A", "B", "B", "A"]
+    per = relation_scores_per_label(gold, pred)
+    # A: 2 right of 3 guessed, of 3 gold; B: 1 right of 2 guessed, of 1 gold
+    assert per["A"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
+    assert per["B"] == pytest.approx({"precision": 1 / 2, "recall": 1.0, "f1": 2 / 3, "support": 1})
+
+
 # ---- classification: accuracy, micro-F1, macro-F1 over the labels that occur -----------------------------------
 
 
@@ -54,6 +63,8 @@ def test_macro_f1_averages_over_labels_in_gold_or_predictions_only():
     scores = classification_scores(gold, pred, num_labels=10)
     assert scores["macro_f1"] == pytest.approx((1 / 2 + 2 / 3 + 0 + 0) / 4)
     assert scores["accuracy"] == pytest.approx(2 / 5) and scores["micro_f1"] == pytest.approx(2 / 5)
+    # a label as often predicted wrongly as missed (tp 0, fp 1, fn 1) still counts, with F1 0
+    assert classification_scores([0, 4, 5], [0, 5, 4], num_labels=6)["macro_f1"] == pytest.approx(1 / 3)
     assert classification_scores([1, 1], [1, 1], num_labels=3) == {"accuracy": 1.0, "micro_f1": 1.0, "macro_f1": 1.0}
     assert classification_scores([], [], num_labels=3) == {"accuracy": 0.0, "micro_f1": 0.0, "macro_f1": 0.0}
 
@@ -81,6 +92,19 @@ def test_accuracy_at_coverage_rounds_the_count_and_breaks_ties_by_input_order():
     confidence = [0.9, 0.8, 0.7, 0.1]
     assert accuracy_at_coverage(correct, confidence, coverages=(0.9, 0.6)) == pytest.approx({"0.90": 0.5, "0.60": 0.5})
     assert accuracy_at_coverage([False, True], [0.2, 0.9], coverages=(0.1,)) == {"0.10": 1.0}  # never fewer than one
+
+
+def test_accuracy_at_coverage_breaks_ties_by_input_order_in_a_long_list():
+    """Three confidence levels over 100 inputs: which tied inputs are kept must not depend on the sort algorithm."""
+    import random
+
+    rng = random.Random(0)
+    confidence = [rng.choice([0.1, 0.5, 0.9]) for _ in range(100)]
+    correct = [i % 3 == 0 for i in range(100)]
+    order = sorted(range(100), key=lambda i: -confidence[i])  # Python's sort is stable
+    coverages = (0.05, 0.15, 0.25, 0.45, 0.55, 0.65, 0.85)
+    want = {f"{c:.2f}": sum(correct[i] for i in order[: round(c * 100)]) / round(c * 100) for c in coverages}
+    assert accuracy_at_coverage(correct, confidence, coverages) == pytest.approx(want)
 
 
 def test_coverage_curve_is_accuracy_at_each_coverage_step():
