@@ -91,7 +91,8 @@ class CoTTPipeline:
 
             from huggingface_hub import errors, snapshot_download
 
-            offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}  # read now, not at import
+            # HF_HUB_OFFLINE read now, not only when huggingface_hub was imported: then only its cache is read
+            offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
             try:
                 path = Path(snapshot_download(path_or_id, local_files_only=offline))
             except (OSError, ValueError, errors.HfHubHTTPError) as err:  # ConnectionError and LocalEntryNotFoundError

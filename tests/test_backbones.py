@@ -1,25 +1,69 @@
-"""Backbone loading: an encoder shipped without an MLM head loads with a fresh, tied head and no false alarm."""
+"""Backbone loading: an encoder shipped without an MLM head loads with a fresh, tied head and one line of ours instead
+of transformers' load report; any other mismatch is warned about by name; a shipped (delta) checkpoint loads silently;
+a checkpoint named by a Hub id that cannot be had fails with a clear message."""
 from __future__ import annotations
 
 import logging
+import time
 
-from transformers import BertConfig, BertModel
+import pytest
+from safetensors.torch import load_file, save_file
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from cott.backbones import load_masked_lm
+from cott.checkpoint import CheckpointError, load_checkpoint
+from cott.pipeline import CoTTPipeline
+from helpers import ROOT
+
+TABLE = ("LOAD REPORT", "MISSING", "UNEXPECTED", "Loading weights")  # transformers' report and its progress bar
 
 
 class _Records(logging.Handler):
     def __init__(self):
         super().__init__()
-        self.messages = []
+        self.records = []
 
     def emit(self, record):
-        self.messages.append(record.getMessage())
+        self.records.append(record)
+
+
+def _load(load, caplog, capfd):
+    """Run ``load()``; return its result, our log records (cott.*), transformers' records and what reached the
+    terminal (stdout and stderr at the file-descriptor level, where transformers' own handler writes)."""
+    hf = _Records()
+    hf_root = logging.getLogger("transformers")  # transformers' logs do not propagate to caplog's root handler
+    hf_root.addHandler(hf)
+    capfd.readouterr()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            result = load()
+    finally:
+        hf_root.removeHandler(hf)
+    out, err = capfd.readouterr()
+    ours = [r for r in caplog.records if r.name.startswith("cott")]
+    return result, ours, hf.records, out + err
+
+
+def _headless(folder, config):
+    """An encoder saved without an MLM head, with its [CLS] pooler: what sentence-transformers' MiniLM ships."""
+    model = (RobertaModel if isinstance(config, RobertaConfig) else BertModel)(config)
+    assert model.pooler is not None
+    model.save_pretrained(folder)
+    return folder
+
+
+def _edit_weights(folder, drop=(), add=()):
+    weights = load_file(folder / "model.safetensors")
+    for name in drop:
+        del weights[name]
+    for name in add:
+        weights[name] = next(iter(weights.values())).clone()
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
 
 
 def test_headless_encoder_loads_with_a_tied_head_and_without_the_corrupted_warning(tmp_path):
     config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20)
-    BertModel(config).save_pretrained(tmp_path)  # encoder only, like sentence-transformers' MiniLM
+    _headless(tmp_path, config)  # encoder only, like sentence-transformers' MiniLM
     records = _Records()
     hf_root = logging.getLogger("transformers")
     hf_root.addHandler(records)
@@ -27,8 +71,150 @@ def test_headless_encoder_loads_with_a_tied_head_and_without_the_corrupted_warni
         model = load_masked_lm(str(tmp_path))
     finally:
         hf_root.removeHandler(records)
-    assert not any("seem corrupted" in m for m in records.messages)
+    assert not any("seem corrupted" in r.getMessage() for r in records.records)
     assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
     assert model.cls.predictions.bias.shape == (40,)
     # other warnings still go through: the filter is removed after loading
     assert not logging.getLogger("transformers.modeling_utils").filters
+
+
+@pytest.mark.parametrize("arch,head", [("bert", "cls.predictions.*"), ("roberta", "lm_head.*")])
+def test_a_backbone_without_mlm_head_says_so_in_one_line_of_ours_not_a_weights_table(
+        arch, head, tiny_bert, tiny_roberta, tmp_path, caplog, capfd):
+    config = BertConfig.from_pretrained(tiny_bert) if arch == "bert" else RobertaConfig.from_pretrained(tiny_roberta)
+    folder = _headless(tmp_path / arch, config)
+
+    model, ours, hf, terminal = _load(lambda: load_masked_lm(str(folder)), caplog, capfd)
+
+    assert [r.levelname for r in ours] == ["INFO"], [r.getMessage() for r in ours]
+    line = ours[0].getMessage()
+    assert "\n" not in line and "no MLM head" in line and head in line and str(folder) in line
+    assert not [r.getMessage() for r in hf if r.levelno >= logging.WARNING]  # no table, no "corrupted" warning
+    assert not any(word in terminal for word in TABLE), terminal
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+@pytest.mark.parametrize("case", ["encoder weight missing", "unknown weight", "part of the head missing"])
+def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, tiny_bert, tmp_path, caplog, capfd):
+    config = BertConfig.from_pretrained(tiny_bert)
+    if case == "part of the head missing":  # a full masked LM whose head lost a weight: not "no head", a broken one
+        folder = tmp_path / "model"
+        folder.mkdir()
+        (folder / "config.json").write_bytes((tiny_bert / "config.json").read_bytes())
+        (folder / "model.safetensors").write_bytes((tiny_bert / "model.safetensors").read_bytes())
+        _edit_weights(folder, drop=["cls.predictions.transform.dense.weight"])
+        odd, fresh_head = "cls.predictions.transform.dense.weight", False
+    else:
+        folder = _headless(tmp_path / "model", config)
+        if case == "encoder weight missing":
+            _edit_weights(folder, drop=["encoder.layer.1.output.dense.weight"])
+            odd = "bert.encoder.layer.1.output.dense.weight"
+        else:
+            _edit_weights(folder, add=["encoder.layer.1.adapter.weight"])
+            odd = "encoder.layer.1.adapter.weight"
+        fresh_head = True
+
+    _, ours, hf, terminal = _load(lambda: load_masked_lm(str(folder)), caplog, capfd)
+
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and odd in warnings[0], [r.getMessage() for r in ours]
+    assert "pooler" not in warnings[0]  # the unused pooler is expected, even beside an odd weight
+    # the expected part (a fresh head) is still said in our words; a half-missing head is not "no head"
+    assert any("no MLM head" in r.getMessage() for r in ours) == fresh_head
+    assert not any(word in terminal for word in ("LOAD REPORT", "Loading weights")), terminal
+
+
+def test_a_shipped_delta_checkpoint_loads_without_a_line(caplog, capfd):
+    path = ROOT / "assets" / "conll04"
+    if not (path / "cott.json").exists():
+        pytest.skip(f"no shipped checkpoint at {path}")
+
+    _, ours, hf, terminal = _load(lambda: load_checkpoint(path, "cpu"), caplog, capfd)
+
+    assert not [r.getMessage() for r in ours if r.levelno >= logging.INFO]
+    assert not [r.getMessage() for r in hf if r.levelno >= logging.WARNING]
+    assert terminal.strip() == ""
+
+
+def _hub(monkeypatch, tmp_path, answer=None):
+    """An empty huggingface_hub cache in ``tmp_path``, and a Hub whose repository look-up raises ``answer``
+    (default: fails the test, for HF_HUB_OFFLINE=1 must not reach the Hub)."""
+    import huggingface_hub.constants
+    import huggingface_hub.hf_api
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "2")  # were the Hub reached anyway: no long waits
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "2")
+
+    def repo_info(self, *args, **kwargs):
+        if answer is None:
+            pytest.fail("a request to the Hub with HF_HUB_OFFLINE=1")
+        raise answer
+
+    monkeypatch.setattr(huggingface_hub.hf_api.HfApi, "repo_info", repo_info)
+    return tmp_path / "hub"
+
+
+HUB_ID = "cott-tests-no-such-owner/no-such-checkpoint"
+
+
+def test_a_hub_id_that_is_not_cached_fails_fast_offline_with_a_clear_message(monkeypatch, tmp_path):
+    _hub(monkeypatch, tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read at the call, not only when huggingface_hub was imported
+    start = time.monotonic()
+    with pytest.raises(CheckpointError) as err:
+        CoTTPipeline.from_pretrained(HUB_ID, device="cpu")
+    assert time.monotonic() - start < 10
+    message = str(err.value)
+    assert message.startswith(f"could not download {HUB_ID} from the Hugging Face Hub (HF_HUB_OFFLINE is set and it is "
+                              "not in the local cache)")
+    assert "\n" not in message
+
+
+def _unreachable():
+    import httpx2
+
+    return httpx2.ConnectError("[Errno -2] Name or service not known")
+
+
+def _no_such_repo():
+    import httpx2
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    response = httpx2.Response(404, request=httpx2.Request("GET", f"https://huggingface.co/api/models/{HUB_ID}"))
+    return RepositoryNotFoundError("404 Client Error. Repository Not Found", response=response)
+
+
+@pytest.mark.parametrize("answer,why", [
+    (_unreachable, "(no network?)"),
+    (_no_such_repo, "(no such repository, or a private or gated one: set HF_TOKEN)"),
+])
+def test_a_hub_id_that_cannot_be_had_online_fails_with_a_clear_message(answer, why, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    _hub(monkeypatch, tmp_path, answer())
+    with pytest.raises(CheckpointError) as err:
+        CoTTPipeline.from_pretrained(HUB_ID, device="cpu")
+    assert str(err.value).startswith(f"could not download {HUB_ID} from the Hugging Face Hub {why}")
+    assert "\n" not in str(err.value)
+
+
+def test_with_hf_hub_offline_a_hub_id_loads_from_the_local_cache(monkeypatch, tmp_path):
+    shipped = ROOT / "assets" / "conll04"
+    if not (shipped / "cott.json").exists():
+        pytest.skip(f"no shipped checkpoint at {shipped}")
+    cache = _hub(monkeypatch, tmp_path)
+    repo = cache / "models--someone--cott-conll04"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for file in shipped.iterdir():
+        (snapshot / file.name).symlink_to(file)  # the cache's layout: snapshots link to blobs
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    pipe = CoTTPipeline.from_pretrained("someone/cott-conll04", device="cpu")
+    assert pipe.card()["task"] == CoTTPipeline.from_pretrained(str(shipped), device="cpu").card()["task"]
