@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     a("--lambda-cc", type=float, default=1.0, help="λ, weight of the counterfactual contrastive loss")
     a("--tau", type=float, default=0.1, help="τ, temperature of the contrastive loss")
     a("--in-batch-negatives", action="store_true", help="other examples' Step II states are negatives too")
+    a("--counterfactual-sampling", choices=["uniform", "model"], default="uniform",
+      help="draw the counterfactual step uniformly from the other steps, or from the model's own p(I|x) (hard)")
     a("--no-contrastive", action="store_true", help="ablation: no counterfactual contrastive loss")
     a("--no-rectification", action="store_true", help="ablation: answer with Step II only")
     a("--step1-only", action="store_true", help="ablation: no Step II at all; answer with p(y|x)")

@@ -158,7 +158,8 @@ def objective(model: CoTTModel, args) -> tuple[LossConfig, TrainingBatcher]:
     """The loss of ``--method`` and its ablations, and the batcher that lays out the rows it reads."""
     loss_cfg = LossConfig(step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
                           tau=args.tau, in_batch_negatives=args.in_batch_negatives)
-    batcher = TrainingBatcher(model, args.max_length, step2=loss_cfg.step2, counterfactual=loss_cfg.contrastive_weight > 0)
+    batcher = TrainingBatcher(model, args.max_length, step2=loss_cfg.step2, counterfactual=loss_cfg.contrastive_weight > 0,
+                              sampling=args.counterfactual_sampling)
     return loss_cfg, batcher
 
 
