@@ -139,3 +139,13 @@ def test_model_sampled_counterfactuals_are_never_the_gold_step(pipe):
     assert all(d != e.step for d, e in zip(drawn, examples))
     with pytest.raises(ValueError, match="sampling"):
         TrainingBatcher(pipe.model, 48, sampling="hardest")
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "model"])
+def test_the_sampling_flag_reaches_the_batcher(pipe, sampling):
+    from train.cli import parser
+    from train.loop import objective
+
+    args = parser().parse_args(["--task", "jsonl", "--data", "x", "--counterfactual-sampling", sampling])
+    _, batcher = objective(pipe.model, args)
+    assert batcher.sampling == sampling
