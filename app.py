@@ -2,9 +2,15 @@
 
 The Hugging Face Spaces entry point: builds the demo from ``cott_demo`` and launches it. Run locally with
 ``python app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are respected). Checkpoints default to assets/clinc150
-and assets/conll04; COTT_CHECKPOINTS="dir1,dir2,owner/hub-id" overrides them.
+and assets/conll04; COTT_CHECKPOINTS="dir1,dir2,owner/hub-id" overrides them. Concurrent requests are served in
+batches (cott_demo/serving.py; COTT_BATCHING=0 turns it off, COTT_BATCH_MAX and COTT_BATCH_WAIT_MS bound a batch).
 """
 from __future__ import annotations
+
+try:  # ZeroGPU (Hugging Face Spaces): `spaces` first, before torch can touch CUDA; a no-op elsewhere
+    import spaces  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
 
 import logging
 import os
