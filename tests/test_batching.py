@@ -75,6 +75,20 @@ def test_uniform_counterfactuals_are_every_other_step_never_the_gold_one_and_rep
         assert set(d for d, e in zip(drawn, examples) if e.step[0] == gold) == set(steps) - {gold}
     again = batcher(examples, random.Random(3))
     assert torch.equal(again["input_ids"], batch["input_ids"])
+    # the draw is rejection sampling from the given random stream, as runs before model sampling drew it
+    rng, expected = random.Random(3), []
+    for e in examples:
+        other = e.step
+        while other == e.step:
+            other = (steps[rng.randrange(4)],)
+        expected.append(other[0])
+    assert drawn == expected
+    # uniform ignores the model's p(I|x): a model sure of one step changes nothing
+    peaked = CoTTModel(model.mlm, model.tokenizer, template, Verbalizer(["bus", "truck"]), Verbalizer(steps), proj_dim=8,
+                       soft_verbalizer=True)
+    with torch.no_grad():
+        peaked.step_soft.bias.copy_(torch.tensor([0.0, 50.0, 0.0, 0.0]))
+    assert _counterfactual_steps(peaked, TrainingBatcher(peaked, 48)(examples, random.Random(3)), 40) == expected
 
 
 def test_model_sampled_counterfactuals_follow_p_of_the_step_without_the_gold_one(tiny_bert):
@@ -92,8 +106,13 @@ def test_model_sampled_counterfactuals_follow_p_of_the_step_without_the_gold_one
     drawn = _counterfactual_steps(model, TrainingBatcher(model, 48, sampling="model")(examples, random.Random(0)), 60)
     assert Counter(drawn[:30]) == {"dog": 30}  # gold cat: dog is the step the model confuses it with
     assert Counter(drawn[30:]) == {"horse": 30}  # gold dog is never drawn: horse outweighs cat
-    with pytest.raises(ValueError, match="counterfactual sampling must be one of"):
+    with pytest.raises(ValueError, match=r"^counterfactual sampling must be one of \('uniform', 'model'\), not 'hard'$"):
         TrainingBatcher(model, 48, sampling="hard")
+    with torch.no_grad():  # a model certain of the gold step (p exactly 0 elsewhere) still gets counterfactuals
+        model.step_soft.bias.copy_(torch.tensor([1e4, -1e4, -1e4]))
+    certain = [Example({"text": "a big red bus"}, ("cat",), "bus")] * 40
+    drawn = _counterfactual_steps(model, TrainingBatcher(model, 48, sampling="model")(certain, random.Random(0)), 40)
+    assert set(drawn) == {"dog", "horse"}  # then uniformly among the others
 
 
 def test_counterfactuals_need_two_known_steps(tiny_bert):

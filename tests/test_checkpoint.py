@@ -276,12 +276,16 @@ def test_update_config_adds_readings_and_changes_keys_in_place(saved):
     assert _config(full)["metrics"] == {"val": {"accuracy": 0.6}, "test": {"accuracy": 0.7}}
     update_config(full, metrics=None, note="ü")
     assert _config(full)["note"] == "ü" and "ü" in (full / "cott.json").read_text(encoding="utf-8")
-    assert "\n  " in (full / "cott.json").read_text()  # indented, for people to read
+    assert (full / "cott.json").read_text().startswith('{\n  "format": ')  # indented by 2, for people to read
+    (full / "cott.json").write_text(json.dumps({k: v for k, v in _config(full).items() if k != "metrics"}))
+    assert update_config(full, metrics={"test": {"f1": 0.1}})["metrics"] == {"test": {"f1": 0.1}}  # the first reading
     assert sorted(p.name for p in full.glob(".*")) == []  # no temporary file left behind
     with pytest.raises(CheckpointError):
         update_config(full.parent / "nowhere", note="x")
 
 
-def test_command_line_quotes_what_the_shell_would_need():
+def test_command_line_quotes_what_the_shell_would_need(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["/path/to/train/__main__.py", "--task", "jsonl", "--note", "a b"])
+    assert command_line("train") == "python -m train --task jsonl --note 'a b'"  # this process's own arguments
     assert command_line("train", ["--data", "my data", "--lr", "1e-3"]) == "python -m train --data 'my data' --lr 1e-3"
     assert command_line("train.evaluate", []) == "python -m train.evaluate"

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from cott import CoTTModel, CoTTPipeline, Template, Verbalizer
-from cott.inference import reason, sweep
+from cott.inference import answer_given_steps, reason, sweep
 from cott.relation_input import parse_marked
 
 TEMPLATE = '[T:marked] The [C] " [T:subj] " and the [C] " [T:obj] " : " [T:subj] " [A] " [T:obj] " .'
@@ -165,6 +165,29 @@ def test_a_long_input_is_cut_to_128_tokens_by_default(model):
     for key in ("p_answer", "p_steps", "p_answer_step", "p_marginal"):
         assert torch.equal(by_default[key], cut[key]), key
     assert torch.equal(sweep(model, [long]), sweep(model, [long], max_length=128))
+    pair = [(long, ["person", "location"])]
+    assert torch.equal(answer_given_steps(model, pair), answer_given_steps(model, pair, max_length=128))
+
+
+def _forward_sizes(model, run) -> list[int]:
+    """The batch size of every forward pass ``run()`` makes: Step II passes are bounded by their batch_size."""
+    sizes = []
+    hook = model.register_forward_hook(lambda module, args, kwargs, out: sizes.append(len(out["answer_logits"])),
+                                       with_kwargs=True)
+    try:
+        run()
+    finally:
+        hook.remove()
+    return sizes
+
+
+def test_step_two_passes_are_batched_by_batch_size(model, inputs):
+    eight = (inputs * 2)[:8]  # 8 inputs x 9 steps = 72 Step II prompts
+    assert _forward_sizes(model, lambda: sweep(model, eight)) == [64, 8]
+    assert _forward_sizes(model, lambda: sweep(model, eight, batch_size=30)) == [30, 30, 12]
+    pairs = [(inputs[0], ["person", "location"])] * 65
+    assert _forward_sizes(model, lambda: answer_given_steps(model, pairs)) == [64, 1]
+    assert _forward_sizes(model, lambda: answer_given_steps(model, pairs, batch_size=65)) == [65]
 
 
 def test_sweep_in_small_batches_equals_one_batch(model, inputs):
@@ -192,5 +215,5 @@ def test_a_model_without_steps_answers_directly(lively_bert):
                        Verbalizer(list(ANSWERS), ANSWERS), proj_dim=16).eval()
     res = reason(prompt, [parse_marked(t) for t in TEXTS], top_k=3)
     assert set(res) == {"p_answer", "p_rectified"} and torch.equal(res["p_answer"], res["p_rectified"])
-    with pytest.raises(ValueError, match="no intermediate step"):
+    with pytest.raises(ValueError, match="^this model has no intermediate step to sweep$"):
         sweep(prompt, [parse_marked(TEXTS[0])])

@@ -26,6 +26,12 @@ def test_contrastive_loss_hand_computed(tau):
     assert got.item() == pytest.approx(want, rel=1e-5)
 
 
+def test_contrastive_loss_defaults_to_tau_one_tenth_without_in_batch_negatives():
+    assert counterfactual_contrastive_loss(Z_X, Z_GOLD, Z_CF).item() == pytest.approx(
+        counterfactual_contrastive_loss(Z_X, Z_GOLD, Z_CF, tau=0.1, in_batch=False).item())
+    assert LossConfig() == LossConfig(step2=True, contrastive_weight=1.0, tau=0.1, in_batch_negatives=False)
+
+
 @pytest.mark.parametrize("tau", [0.5, 0.1])
 def test_contrastive_loss_with_in_batch_negatives_hand_computed(tau):
     # Example 1: positive g1 (0.6), negatives the other example's gold g2 (0) and its counterfactual c1 (0).
