@@ -115,6 +115,18 @@ def test_model_sampled_counterfactuals_follow_p_of_the_step_without_the_gold_one
     assert set(drawn) == {"dog", "horse"}  # then uniformly among the others
 
 
+def test_a_batch_lives_on_the_models_device_and_is_cut_to_128_tokens_by_default(tiny_bert, toy_data):
+    """The meta device stands in for a GPU: every tensor of the batch must follow the model there."""
+    model, examples = toy_model(tiny_bert, toy_data)
+    long = [Example({"text": "a big red bus near the house " * 40}, ("vehicle",), "bus")] * 2
+    batch = TrainingBatcher(model, step2=True)(long, random.Random(0))  # the tiny BERT has 128 positions
+    assert batch["input_ids"].shape == (6, 128)
+    model.to("meta")
+    batch = TrainingBatcher(model, 48)(examples[:N], random.Random(0))
+    assert {k: v.device.type for k, v in batch.items()} == {k: "meta" for k in batch}
+    assert batch["answer"].dtype == batch["step"].dtype == torch.long
+
+
 def test_counterfactuals_need_two_known_steps(tiny_bert):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 

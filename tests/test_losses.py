@@ -32,6 +32,13 @@ def test_contrastive_loss_defaults_to_tau_one_tenth_without_in_batch_negatives()
     assert LossConfig() == LossConfig(step2=True, contrastive_weight=1.0, tau=0.1, in_batch_negatives=False)
 
 
+@pytest.mark.parametrize("in_batch", [False, True])
+def test_contrastive_loss_stays_on_the_device_of_its_inputs(in_batch):
+    """The meta device stands in for a GPU: the targets must be made where the projections are."""
+    loss = counterfactual_contrastive_loss(Z_X.to("meta"), Z_GOLD.to("meta"), Z_CF.to("meta"), in_batch=in_batch)
+    assert loss.device.type == "meta" and loss.shape == ()
+
+
 @pytest.mark.parametrize("tau", [0.5, 0.1])
 def test_contrastive_loss_with_in_batch_negatives_hand_computed(tau):
     # Example 1: positive g1 (0.6), negatives the other example's gold g2 (0) and its counterfactual c1 (0).
