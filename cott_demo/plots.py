@@ -174,3 +174,70 @@ def sweep_figure(sw) -> go.Figure:
     cols = sorted(range(len(sw.labels)), key=lambda j: -max(r[j] for r in sw.probs))[:SWEEP_LABELS]
     return sweep_heatmap([sw.steps[i] for i in order], [sw.labels[j] for j in cols],
                          [[sw.probs[i][j] for j in cols] for i in order], chosen=sw.steps[order[0]])
+
+
+# ---- an experiment's figures (plain data from cott_demo.experiment) -----------------------------
+def injection_heatmap(data: dict, policy: str = "") -> go.Figure:
+    """Injected step (rows) -> the step the answer belongs to (columns), as each row's share of its injections."""
+    if not data["steps"]:
+        return placeholder("no step was injected")
+    rows = [label(s, 30) for s in data["steps"]]
+    cols = [label(c, 22) for c in data["columns"]]
+    shares, counts = data["shares"], data["counts"]
+    what = "the step the answer belongs to" if data["hierarchy"] else "the answer"
+    more = f" (the {len(rows)} most injected of {data['steps_total']})" if data["steps_total"] > len(rows) else ""
+    fig = go.Figure(
+        go.Heatmap(
+            z=[list(r) for r in shares],
+            x=cols,
+            y=rows,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            customdata=[list(r) for r in counts],
+            text=[[f"{p:.0%}" if n else "" for p, n in zip(r, c)] for r, c in zip(shares, counts)],
+            texttemplate="%{text}",
+            textfont=dict(size=11),
+            hovertemplate="injected %{y}<br>answer in %{x}<br>%{z:.1%} (%{customdata} injections)<extra></extra>",
+            colorbar=dict(title="share", tickformat=".0%", thickness=12),
+        )
+    )
+    title = f"Injected step → {what}" + (f" ({esc_html(policy)})" if policy else "") + more
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
+        height=_height(len(rows), per_row=28, base=220, lo=320, hi=900),
+        autosize=True,
+        font=FONT,
+        margin=dict(l=10, r=10, t=48, b=10),
+        paper_bgcolor="white",
+    )
+    fig.update_xaxes(side="bottom", tickangle=-40, automargin=True, title=what)
+    fig.update_yaxes(autorange="reversed", automargin=True, title="injected step")
+    return fig
+
+
+def rate_bars(data: dict) -> go.Figure:
+    """Flip rate and step-following rate per injected step (grouped horizontal bars, the most injected first)."""
+    if not data["steps"]:
+        return placeholder("no step was injected")
+    ticks = [f"{label(s, 30)} ({n:,})" for s, n in zip(data["steps"], data["injections"])]
+    series = [("flip rate", data["flip_rate"], VERMILION)]
+    if any(r is not None for r in data["following_rate"]):
+        series.append(("step-following rate", data["following_rate"], GREEN))
+    fig = go.Figure()
+    for name, rates, colour in series:
+        fig.add_bar(
+            x=[r or 0 for r in rates],
+            y=ticks,
+            name=name,
+            orientation="h",
+            marker_color=colour,
+            text=["—" if r is None else f"{r:.0%}" for r in rates],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate=f"{name}<br>%{{y}}: %{{x:.1%}}<extra></extra>",
+        )
+    fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05)
+    more = f" (the {len(ticks)} most injected of {data['steps_total']})" if data["steps_total"] > len(ticks) else ""
+    title = "Per injected step (injections): flip and step-following rates" + more
+    return _layout(fig, title, _height(len(ticks), per_row=22 * len(series), base=130, hi=900), xtitle="rate")

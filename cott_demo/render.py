@@ -7,6 +7,7 @@ import re
 
 import pandas as pd
 
+from .experiment import COLUMNS as EXPERIMENT_COLUMNS
 from .inputs import MAX_CHARS
 
 TOP_LABELS = 6
@@ -77,15 +78,35 @@ def monitor_md(step_prob: float | None, threshold: float) -> str:
     return f"✔ Reasoning monitor: p(Î|x) = {pct(step_prob)} ≥ threshold {pct(threshold)}."
 
 
-def step_section(pred, threshold: float) -> str:
+SCOPE_SIGNALS = {"neg_entropy": "minus the entropy of p̃(y|x)", "p_step": "p(Î|x)", "max_rectified": "max p̃(y|x)",
+                 "max_direct": "max p(y|x)", "margin": "the margin between p̃'s two best answers"}
+OUT_OF_SCOPE = "⚠ This looks outside what the model knows"
+
+
+def scope_md(pred, fit: dict | None) -> str:
+    """The out-of-scope monitor's warning when the checkpoint's fitted signal flags the input (else "")."""
+    if not pred.out_of_scope:
+        return ""
+    fit = fit if isinstance(fit, dict) else {}
+    signal = SCOPE_SIGNALS.get(fit.get("signal"), esc(fit.get("signal", "the checkpoint's signal")))
+    threshold = fit.get("threshold")
+    where = f", fitted on {esc(fit['fit_on'])}" if fit.get("fit_on") else ""
+    below = f" is below the threshold {threshold:.3f}{where}" if isinstance(threshold, (int, float)) else ""
+    return (f"> **{OUT_OF_SCOPE}.** Its in-scope score ({signal}) = {pred.scope_score:.3f}{below}. "
+            "The model answers anyway: treat the step and the answer with caution.")
+
+
+def step_section(pred, threshold: float, scope: dict | None = None) -> str:
+    """Step I and the reasoning monitor; ``scope``: the checkpoint's out-of-scope fit (config["out_of_scope"])."""
+    warning = f"\n\n{scope_md(pred, scope)}" if pred.out_of_scope else ""
     if pred.step is None:
-        return "### Step I\nThis model answers directly: it has no intermediate step."
+        return "### Step I\nThis model answers directly: it has no intermediate step." + warning
     words = esc(pred.step_words)
     tag = f" (label `{html.escape(pred.step)}`)" if pred.step_words != pred.step else ""
     return (
         f"### Step I: the model's reasoning\n"
         f"Generated step **Î = {words}**{tag} with p(Î|x) = **{pct(pred.step_prob)}**\n\n"
-        f"{monitor_md(pred.step_prob, threshold)}"
+        f"{monitor_md(pred.step_prob, threshold)}{warning}"
     )
 
 
@@ -98,8 +119,8 @@ def answer_section(pred) -> str:
     )
 
 
-def summary(name: str, pred, threshold: float, notices: list[str]) -> dict:
-    """The Ask tab's raw output (JSON)."""
+def summary(name: str, pred, threshold: float, notices: list[str], scope: dict | None = None) -> dict:
+    """The Ask tab's raw output (JSON); ``scope``: the checkpoint's out-of-scope fit, if any."""
     conf = pred.p_rectified[pred.labels.index(pred.answer)]
     return {
         "model": name,
@@ -111,6 +132,9 @@ def summary(name: str, pred, threshold: float, notices: list[str]) -> dict:
         "answer": pred.answer,
         "confidence": conf,
         "top": [[label, p] for label, p in pred.top(TOP_LABELS)],
+        "out_of_scope": pred.out_of_scope,
+        "scope_score": pred.scope_score,
+        "scope_threshold": scope.get("threshold") if isinstance(scope, dict) else None,
         "notices": notices,
     }
 
@@ -168,9 +192,59 @@ def batch_frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def batch_status(rows: list[dict], threshold: float) -> str:
     flagged = sum(1 for r in rows if r.get("flag"))
+    outside = sum(1 for r in rows if "out of scope" in str(r.get("flag", "")))
     errors = sum(1 for r in rows if str(r.get("note", "")).startswith("error"))
-    msg = f"Processed {len(rows):,} rows: {flagged:,} flagged (below {pct(threshold)}), {errors:,} with errors."
+    why = f"below {pct(threshold)}" + (", or out of scope" if outside else "")
+    scope = f"{outside:,} out of scope, " if outside else ""
+    msg = f"Processed {len(rows):,} rows: {flagged:,} flagged ({why}), {scope}{errors:,} with errors."
     return f"✔ {esc(msg)}"
+
+
+# ---- an experiment ----------------------------------------------------------------------------
+EXPERIMENT_SHOWN = 500  # rows of the table shown in the app; the CSV has them all
+
+
+def experiment_frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the first EXPERIMENT_SHOWN rows, shown in the app; every row, for the CSV, its formulas neutralised)."""
+    full = pd.DataFrame(rows).reindex(columns=EXPERIMENT_COLUMNS)
+    for col in ("model_step_prob", "answer_prob"):
+        full[col] = pd.to_numeric(full[col], errors="coerce").round(4)
+    full = full.astype(object).where(full.notna(), "")
+    shown = full.head(EXPERIMENT_SHOWN).copy()
+    shown["text"] = [t if len(t) <= 80 else t[:79] + "…" for t in shown["text"].astype(str)]
+    return shown, full.map(safe_cell)
+
+
+def _card(title: str, value: str, note: str = "") -> str:
+    note = f'<div class="cott-card-note">{html.escape(note)}</div>' if note else ""
+    return (f'<div class="cott-card"><div class="cott-card-title">{html.escape(title)}</div>'
+            f'<div class="cott-card-value">{html.escape(value)}</div>{note}</div>')
+
+
+def experiment_cards(summ: dict) -> str:
+    """The summary cards (HTML; every piece of text escaped): inputs, injections, flip rate, following rate, and the
+    accuracies when the file has labels."""
+    cards = [_card("Inputs", f"{summ['inputs']:,}", "rows of the file"),
+             _card("Injections", f"{summ['injections']:,}", "injected steps in all"),
+             _card("Flip rate", pct(summ["flip_rate"]), "the answer changed under the injected step")]
+    if summ["following_rate"] is None:
+        cards.append(_card("Step-following rate", "—", "no step-answer table in this checkpoint"))
+    else:
+        cards.append(_card("Step-following rate", pct(summ["following_rate"]),
+                           f"the answer is one the step allows ({summ['following_over']:,} injections)"))
+    if summ["accuracy_over"]:
+        cards.append(_card("Accuracy under the injected steps", pct(summ["accuracy_under_injected"]),
+                           f"{summ['accuracy_over']:,} injections into rows with a label"))
+        cards.append(_card("Model's accuracy", pct(summ["accuracy_model"]), "with its own steps"))
+    return f'<div class="cott-cards" id="experiment-cards">{"".join(cards)}</div>'
+
+
+def experiment_status(model: str, policy: str, rows: int, injections: int, seconds: float, shown: int,
+                      notices: list[str] = ()) -> str:
+    msg = (f"{model}: {policy}, {rows:,} rows, {injections:,} injections in {seconds:.1f} s. The table shows "
+           + (f"the first {shown:,} of {injections:,} rows; the CSV has them all." if shown < injections
+              else "every row; so does the CSV."))
+    return "\n\n".join([f"✔ {esc(msg)}"] + [f"ⓘ {esc(n)}" for n in notices])
 
 
 def words_table(words: dict | None) -> pd.DataFrame:

@@ -1,13 +1,17 @@
 """The Gradio app end to end, through gradio_client on loopback: predictions, step injection, sweeps, batch
-files and every kind of bad input (each answered with a message, after which the app keeps serving)."""
+files, experiments, the out-of-scope monitor and every kind of bad input (each answered with a message, after which
+the app keeps serving)."""
 from __future__ import annotations
 
+import csv
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from app_tiny import ROOT, free_port, pick_checkpoints  # also puts the repository root on sys.path
+from app_tiny import CLASSIFICATION, ROOT, build_tiny_checkpoint, free_port, pick_checkpoints  # root on sys.path
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -15,7 +19,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 import app  # noqa: E402
-from cott_demo import inputs, render, serving  # noqa: E402
+from cott.checkpoint import update_config  # noqa: E402
+from cott_demo import experiment, inputs, layout, render, serving  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,10 @@ def served(tmp_path_factory):
     broken = root / "broken"
     broken.mkdir()
     (broken / "cott.json").write_text("{not json", encoding="utf-8")
-    demo = app.build_demo(dirs + [str(broken)], examples=examples)
+    # A tiny classifier whose out-of-scope fit flags every input (its max p~ is never above 2).
+    scoped = build_tiny_checkpoint(root / "scoped", dict(CLASSIFICATION, task="tinyscope"), "classification")
+    update_config(scoped, out_of_scope={"signal": "max_rectified", "threshold": 2.0, "fit_on": "a test"})
+    demo = app.build_demo(dirs + [str(broken), str(scoped)], examples=examples)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
     client = Client(f"http://127.0.0.1:{port}/", verbose=False)
@@ -49,7 +57,7 @@ def assert_serving(s):
 
 def test_endpoints_are_named(served):
     endpoints = served["client"].view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {"/predict", "/inject", "/sweep", "/batch", "/model_info", "/example"} <= set(endpoints)
+    assert {"/predict", "/inject", "/sweep", "/batch", "/experiment", "/model_info", "/example"} <= set(endpoints)
 
 
 def test_predict_classification(served):
@@ -139,6 +147,83 @@ def test_batch_flags_low_confidence(served, tmp_path):
     _, table, _ = served["client"].predict(served["cls"], write(tmp_path, "a.csv", "text\nwhat is my balance\n"), 1.0,
                                            api_name="/batch")
     assert table["data"][0][6].startswith("⚠")
+
+
+def test_experiment(served, tmp_path):
+    """Upload a file, inject every known step: the summary cards, the plots and the CSV (one row per injection)."""
+    steps = served["configs"][0]["step_verbalizer"]["labels"]
+    content = ('text,label\nwhat is my balance,balance\nbook a flight to paris,book_flight\n'
+               '"=SUM(A1), set a timer",timer\n')
+    status, cards, heatmap, rates, table, download = served["client"].predict(
+        served["cls"], write(tmp_path, "rows.csv", content), "all", None, 0, False, api_name="/experiment")
+    assert status.startswith("✔") and f"3 rows, {3 * len(steps)} injections" in status
+    for title in ("Inputs", "Injections", "Flip rate", "Step-following rate", "Accuracy under the injected steps"):
+        assert title in cards
+    assert json.loads(heatmap["plot"])["data"][0]["type"] == "heatmap"
+    assert json.loads(rates["plot"])["data"][0]["type"] == "bar"
+    assert table["headers"] == experiment.COLUMNS and len(table["data"]) == 3 * len(steps)
+    assert Path(download).name.endswith("_all_experiment.csv")
+    with open(download, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == experiment.COLUMNS and len(rows) == 3 * len(steps)
+    assert [r["row"] for r in rows] == [str(k) for k in (1, 2, 3) for _ in steps]
+    assert [r["injected_step"] for r in rows[: len(steps)]] == [" | ".join(s) if isinstance(s, list) else s
+                                                                 for s in steps]
+    assert rows[-1]["text"] == "'=SUM(A1), set a timer" and rows[0]["gold_label"] == "balance"
+    assert all(r["changed"] == str(r["answer"] != r["model_answer"]) for r in rows)
+    assert_serving(served)
+
+
+@pytest.mark.parametrize("name,content,policy,step,expected", [
+    ("a.csv", "text\nwhat is my balance\n", "fixed", "no such step", "is not a step this model knows"),
+    ("empty.csv", "", "random_wrong", None, "the file is empty"),
+    ("cols.csv", "id,sentence\n1,hello\n", "random_wrong", None, 'no "text" column'),
+    ("partial.csv", "text,step\nwhat is my balance,banking\nbook a flight,\n", "given", None,
+     "row 2 (line 3) has none"),
+    ("huge.csv", "text\n" + "hi\n" * 100_000, "runner_up", None, "100,000 rows; the limit is 2,000"),
+])
+def test_experiment_bad_input(served, tmp_path, name, content, policy, step, expected):
+    status, cards, _, _, table, download = served["client"].predict(
+        served["cls"], write(tmp_path, name, content), policy, step, 0, False, api_name="/experiment")
+    assert status.startswith("✖") and expected in status.replace("\\", "")
+    assert download is None and not cards
+    assert_serving(served)
+
+
+def test_predict_flows_while_an_experiment_runs(served, tmp_path, monkeypatch):
+    """The experiment has its own queue (concurrency_limit=1): /predict is answered while it runs."""
+    started, release = threading.Event(), threading.Event()
+    real = serving.run_counterfactuals
+
+    def slow(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layout, "run_counterfactuals", slow)
+    job = served["client"].submit(served["cls"], write(tmp_path, "rows.csv", "text\nwhat is my balance\n"),
+                                  "runner_up", None, 0, False, api_name="/experiment")
+    try:
+        assert started.wait(60), "the experiment did not start"
+        t0 = time.perf_counter()
+        assert_serving(served)
+        assert time.perf_counter() - t0 < 30 and not job.done()
+    finally:
+        release.set()
+    status, *_ = job.result(timeout=120)
+    assert status.startswith("✔")
+
+
+def test_out_of_scope_monitor(served, tmp_path):
+    status, step_md, *_, summary = ask(served, "what is my balance", name="tinyscope")
+    assert render.OUT_OF_SCOPE in step_md and "threshold 2.000" in step_md
+    assert summary["out_of_scope"] is True and summary["scope_threshold"] == 2.0 and 0 < summary["scope_score"] <= 1
+    assert "Reasoning monitor" in step_md  # the p(Î|x) threshold monitor stays
+    _, rel_md, *_, rel = ask(served, "[[Ada]] works for {{Acme}} in Paris.", name=served["rel"])  # no fit: no flag
+    assert render.OUT_OF_SCOPE not in rel_md and rel["out_of_scope"] is None and rel["scope_score"] is None
+    status, table, _ = served["client"].predict("tinyscope", write(tmp_path, "a.csv", "text\nwhat is my balance\n"),
+                                                0.0, api_name="/batch")
+    assert table["data"][0][6] == "⚠ out of scope" and "1 out of scope" in status
 
 
 # ---- bad input: a message each time, and the app keeps serving ----------------------------------

@@ -1,10 +1,12 @@
 """The app in a real browser: Debian's headless Chromium driven by Playwright (no browser download).
 
-Clicks an example, checks the plotly charts are drawn, edits the step, sweeps, uploads a batch file, and saves
-screenshots at laptop and phone width (into a tmp dir, and into $COTT_SCREENSHOTS when set).
+Clicks an example, checks the plotly charts are drawn, edits the step, sweeps, uploads a batch file, runs an
+experiment on an uploaded file and downloads its CSV, and saves screenshots at laptop and phone width (into a tmp
+dir, and into $COTT_SCREENSHOTS when set).
 """
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from pathlib import Path
@@ -146,4 +148,45 @@ def test_batch_upload_shows_user_text_as_text(url, browser, tmp_path):
     page.get_by_role("button", name="Run batch").click()
     page.wait_for_function("document.body.innerText.split('<b id=pwn>bold</b>').length > 2", timeout=30_000)
     assert page.locator("#pwn, #pwn2").count() == 0
+    page.close()
+
+
+def test_experiment_upload_run_download(url, browser, shots, tmp_path):
+    """The Experiment tab: upload a CSV, run the default policy (a random wrong step), see the cards and both plots,
+    and download the per-injection CSV."""
+    rows = [("what is my balance", "banking", "balance"), ("book a flight to paris", "travel", "book_flight"),
+            ("=1+1 set a timer for ten minutes", "utility", "timer")]
+    path = tmp_path / "experiment rows.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "step", "label"), *rows])
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.get_by_role("tab", name="Experiment").click()
+    page.locator("#experiment-file input[type=file]").set_input_files(str(path))
+    page.locator("#experiment-file").get_by_text("experiment rows").wait_for(timeout=30_000)  # the upload is listed
+    page.locator("#experiment-run").click()
+    page.wait_for_selector("#experiment-cards", timeout=60_000)
+    plot_drawn(page, "experiment-heatmap")
+    plot_drawn(page, "experiment-rates")
+    cards = page.inner_text("#experiment-cards")
+    for title in ("Inputs", "Injections", "Flip rate", "Step-following rate", "Accuracy under the injected steps"):
+        assert title in cards
+    assert "3 rows, 3 injections" in page.inner_text("#experiment-status")
+    link = page.locator("#experiment-csv a[download]").first
+    link.wait_for(timeout=30_000)
+    with page.expect_download(timeout=30_000) as download:
+        link.click()
+    saved = tmp_path / "downloaded.csv"
+    download.value.save_as(saved)
+    with open(saved, newline="", encoding="utf-8") as f:
+        got = list(csv.DictReader(f))
+    assert [r["row"] for r in got] == ["1", "2", "3"]
+    assert [(r["gold_step"], r["gold_label"]) for r in got] == [(s, lab) for _, s, lab in rows]
+    assert got[2]["text"] == "'=1+1 set a timer for ten minutes"  # a formula is neutralised
+    for r in got:
+        assert r["injected_step"] not in ("", r["model_step"], r["gold_step"])  # a random wrong step
+    shots(page, "experiment_desktop")
+    assert not errors, errors
     page.close()
