@@ -44,16 +44,18 @@ class TrainingBatcher:
         if self.counterfactual and len(self.steps) < 2:
             raise ValueError("counterfactual steps need at least two known steps")
 
-    def _counterfactuals(self, examples, first, rng: random.Random) -> list[tuple[str, ...]]:
-        """One counterfactual step I* != gold per example."""
+    def _counterfactuals(self, examples, first, rng: random.Random, before: Sequence[Example] = ()) -> list[tuple[str, ...]]:
+        """One counterfactual step I* != gold per example; the draws of ``before`` are made first and dropped."""
         if self.sampling == "uniform":
             drawn = []
-            for ex in examples:  # rejection sampling: the random stream of earlier runs, so seeds reproduce
+            for ex in [*before, *examples]:  # rejection sampling: the random stream of earlier runs, so seeds reproduce
                 other = tuple(ex.step)
                 while other == tuple(ex.step):
                     other = self.steps[rng.randrange(len(self.steps))]
                 drawn.append(other)
-            return drawn
+            return drawn[len(before):]
+        for _ in before:  # rng.choices below takes one rng.random() per example, whatever the weights
+            rng.random()
         gold = [self.steps.index(tuple(ex.step)) for ex in examples]
         others = [[j for j in range(len(self.steps)) if j != g] for g in gold]
         with torch.no_grad():
@@ -62,7 +64,11 @@ class TrainingBatcher:
         return [self.steps[rng.choices(pool, weights=[float(p[i, j]) + 1e-12 for j in pool])[0]]
                 for i, pool in enumerate(others)]
 
-    def __call__(self, examples: Sequence[Example], rng: random.Random) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: Sequence[Example], rng: random.Random,
+                 before: Sequence[Example] = ()) -> dict[str, torch.Tensor]:
+        """The batch of ``examples``. ``before``: the examples that precede them in the iteration's whole batch when
+        these are one process's share of it (data-parallel training); the counterfactual draws from ``rng`` are then
+        those the whole batch would give these examples, whatever the number of processes."""
         m, tpl, tok = self.model, self.model.template, self.model.tokenizer
         first, gold, cf, answers, steps, text_ids = [], [], [], [], [], []
         for ex in examples:
@@ -76,7 +82,7 @@ class TrainingBatcher:
             if self.step2:
                 gold.append(tpl.encode(tok, ex.fields, m.step_phrase(ex.step), self.max_length, ids))
         if self.counterfactual:
-            for ex, ids, other in zip(examples, text_ids, self._counterfactuals(examples, first, rng)):
+            for ex, ids, other in zip(examples, text_ids, self._counterfactuals(examples, first, rng, before)):
                 cf.append(tpl.encode(tok, ex.fields, m.step_phrase(other), self.max_length, ids))
         batch = m.collate(first + gold + cf)
         device = batch["input_ids"].device

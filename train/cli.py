@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from cott.checkpoint import command_line
@@ -53,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("optimisation").add_argument
     a("--seed", type=int, default=0)
     a("--epochs", type=int, default=3)
-    a("--batch-size", type=int, default=32, help="examples per iteration (CoTT encodes each up to 3 times)")
+    a("--batch-size", type=int, default=32,
+      help="examples per iteration (CoTT encodes each up to 3 times); under accelerate launch, of all processes "
+           "together (each trains batch-size / processes of them)")
     a("--lr", type=float, default=5e-5, help="learning rate of the backbone")
     a("--head-lr", type=float, default=5e-4, help="learning rate of the MLM head transform, projection and classifier")
     a("--weight-decay", type=float, default=0.01)
@@ -115,5 +118,6 @@ def main(argv: list[str] | None = None) -> dict:
     from .loop import run
 
     result = run(args)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("history", "test")}, indent=2))
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch, the main process prints it
+        print(json.dumps({k: v for k, v in result.items() if k not in ("history", "test")}, indent=2))
     return result

@@ -2,19 +2,29 @@
 
 ``run`` reads top to bottom: data, model, optimizer and schedule, the loop over optimizer iterations, validation
 and saving, and the test reading of the selected checkpoint.
+
+Data parallel (``accelerate launch --multi_gpu --num_processes N -m train ...``; on CPUs with train's ``--cpu``): each iteration's batch of ``--batch-size``
+examples (the seeded order of ``batch_indices``) comes from a ``DataLoader`` that ``accelerator.prepare`` splits
+(``split_batches``): each process trains its own contiguous share of batch_size / N examples, and the gradients
+DDP averages are those of the whole batch. Validation, checkpoints, the state and the test run on the main process.
+Without ``accelerate launch`` (one process) the run is the one it always was.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
-from typing import Iterator
+from functools import partial
+from typing import Callable, Iterator
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import get_length_grouped_indices
@@ -38,8 +48,16 @@ logger = logging.getLogger(__name__)
 def run(args) -> dict:
     """Train one model as ``args`` (``train.cli.settings``) says; returns the final metrics, also written to
     OUTPUT/metrics.json."""
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
-    main_process = accelerator.is_main_process
+    # split_batches: a loader's batch is the whole iteration's, and each process gets its share of it. Several
+    # methods and ablations leave parameters out of the loss (finetune the MLM head, no contrastive loss the
+    # projection): DDP is told to look for them
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main_process, processes = accelerator.is_main_process, accelerator.num_processes
+    check_processes(args, processes)
+    if not main_process:  # one log of the run: the main process's
+        logging.getLogger("train").setLevel(logging.WARNING)
     torch.manual_seed(args.seed)
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,19 +97,32 @@ def run(args) -> dict:
         logger.info("resumed from %s at iteration %d", state_dir, progress.iteration)
     resumed_at = progress.iteration
 
-    # The loop
+    # The loop: the iterations from where the state stands (a resumed run meets an uninterrupted one's batches, each
+    # process its share of them)
     lengths = prompt_lengths(core, train, args.max_length) if args.group_by_length else None
+    order = partial(batch_indices, len(train), per_epoch, total, resumed_at, lengths, args)
+    sampler = IterationBatches(order, total - resumed_at, args.batch_size, processes)
+    loader = accelerator.prepare(DataLoader(ExampleIndices(len(train)), batch_sampler=sampler, collate_fn=list))
     eval_every = args.eval_every or per_epoch
     bar = tqdm(total=total, initial=progress.iteration, desc=f"train {args.method}", disable=not main_process)
     start = time.perf_counter()
     model.train()
     stopped = False
-    for indices in batch_indices(len(train), per_epoch, total, progress.iteration, lengths, args):
-        # Randomness keyed by (seed, iteration), so a resumed run repeats an uninterrupted one exactly.
+    for whole, places in zip(order(), loader):
+        mine, before, weight = own_share(whole, places, processes, accelerator.process_index)
+        log_shards({"process": accelerator.process_index, "iteration": progress.iteration,
+                    "examples": mine if weight else []})
+        # Randomness keyed by (seed, iteration), so a resumed run repeats an uninterrupted one exactly; the
+        # counterfactual draws of a share are the whole batch's (``before``), whatever the number of processes.
         torch.manual_seed(args.seed * 1_000_003 + progress.iteration)
-        batch = batcher([train[i] for i in indices], random.Random(args.seed * 1_000_003 + progress.iteration))
+        batch = batcher([train[i] for i in mine], random.Random(args.seed * 1_000_003 + progress.iteration),
+                        before=[train[i] for i in before])
         with accelerator.autocast():
             loss, parts = cott_loss(model, batch, loss_cfg)
+        if weight != 1.0:  # a share of a short batch: DDP's mean over processes is then the whole batch's mean
+            loss = loss * weight
+        if processes > 1:
+            parts = whole_batch_parts(accelerator, parts, len(mine) if weight else 0, len(whole))
         accelerator.backward(loss)
         if args.max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -102,18 +133,27 @@ def run(args) -> dict:
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
 
-        # Validation and saving
+        # Validation and saving, on the main process; the others wait for its score
         if progress.iteration % eval_every == 0 or progress.iteration == total:
-            reading = evaluate(core, val, task.kind, meta["answer_mode"], args.max_length, args.eval_batch_size,
-                               top_k=1, hierarchy=meta.get("hierarchy"), progress=main_process)
-            if progress.record(headline(reading, task.kind)) and main_process:
+            reading = score = None
+            if main_process:
+                reading = evaluate(core, val, task.kind, meta["answer_mode"], args.max_length, args.eval_batch_size,
+                                   top_k=1, hierarchy=meta.get("hierarchy"), progress=main_process)
+                score = headline(reading, task.kind)
+                core.train()
+            if processes > 1:
+                score = broadcast_object_list([score])[0]
+            if progress.record(score) and main_process:
                 save_checkpoint(core, best_dir, meta | {"metrics": {"val": recorded(reading)}}, args.save_weights,
                                 args.save_dtype)
-            core.train()
+                log_shards({"process": accelerator.process_index, "saved": "best", "iteration": progress.iteration})
+            accelerator.wait_for_everyone()
         stopped = bool(args.stop_after_iterations) and progress.iteration >= args.stop_after_iterations
-        if main_process and (stopped or progress.iteration % args.save_every == 0
-                             or progress.iteration % per_epoch == 0):
-            save_state(state_dir, core, optimizer, scheduler, progress, run_settings(args))
+        if stopped or progress.iteration % args.save_every == 0 or progress.iteration % per_epoch == 0:
+            if main_process:
+                save_state(state_dir, core, optimizer, scheduler, progress, run_settings(args))
+                log_shards({"process": accelerator.process_index, "saved": "state", "iteration": progress.iteration})
+            accelerator.wait_for_everyone()
         if stopped:
             logger.info("stopping after %d iterations as asked; continue with --resume", progress.iteration)
             break
@@ -128,9 +168,92 @@ def run(args) -> dict:
         result["resumed_at_step"] = resumed_at
     if not stopped and args.eval_test and main_process:
         result["test"] = test_best(best_dir, task, args)
-    if main_process:
+    if main_process:  # the other processes are done: no collective waits on the test (a long one would time out)
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def check_processes(args, processes: int) -> None:
+    """Refuse what data-parallel training cannot do as one process would: a batch that does not split evenly, and
+    in-batch negatives (each process would only see its own share's)."""
+    if processes == 1:
+        return
+    if args.batch_size % processes:
+        raise ValueError(f"--batch-size {args.batch_size} is the batch of all {processes} processes together and "
+                         f"must split evenly between them: use a multiple of {processes}")
+    if args.in_batch_negatives:
+        raise ValueError(f"--in-batch-negatives under {processes} processes would draw the negatives from each "
+                         "process's share of the batch only: train it in one process")
+
+
+class ExampleIndices(Dataset):
+    """The training examples by index (the loop encodes them: the batcher reads the model)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class IterationBatches:
+    """A batch sampler of the ``length`` batches of ``order()`` (one per iteration), laid out for ``processes`` processes that each
+    take a slice of ``batch_size / processes`` places, as ``accelerate``'s ``split_batches`` hands them out: the
+    p-th slice holds the p-th of the batch's balanced contiguous shares (``shares``), padded with -1 when the batch
+    is short (the last of an epoch), so every yielded batch is full and none is dropped or refilled."""
+
+    drop_last = False
+
+    def __init__(self, order: Callable[[], Iterator[list[int]]], length: int, batch_size: int, processes: int):
+        self.order, self.length, self.batch_size, self.processes = order, length, batch_size, processes
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[list[int]]:
+        places = self.batch_size // self.processes
+        for whole in self.order():
+            bounds = shares(len(whole), self.processes)
+            yield [i for lo, hi in zip(bounds, bounds[1:]) for i in whole[lo:hi] + [-1] * (places - (hi - lo))]
+
+
+def shares(n: int, processes: int) -> list[int]:
+    """Bounds of ``processes`` contiguous shares of ``n`` examples whose sizes differ by one at most."""
+    return [p * n // processes for p in range(processes + 1)]
+
+
+def own_share(whole: list[int], places: list[int], processes: int, index: int) -> tuple[list[int], list[int], float]:
+    """This process's examples of the iteration's batch ``whole`` (its ``places`` from the loader), the examples
+    before them in ``whole``, and the weight of its mean loss that makes DDP's mean over processes the whole
+    batch's mean. A process whose share is empty (a batch shorter than the process count) trains the first example
+    at weight 0: every process takes part in each gradient all-reduce."""
+    bounds = shares(len(whole), processes)
+    mine = [i for i in places if i >= 0]
+    if mine != whole[bounds[index] : bounds[index + 1]]:
+        raise RuntimeError(f"process {index} was handed {mine}, not its share of {whole}")
+    if not mine:
+        return whole[:1], [], 0.0
+    return mine, whole[: bounds[index]], processes * len(mine) / len(whole)
+
+
+def whole_batch_parts(accelerator, parts: dict[str, float], n: int, total: int) -> dict[str, float]:
+    """The loss parts of the whole batch: the processes' means (over ``n`` of ``total`` examples each) combined."""
+    names = sorted(parts)
+    local = torch.tensor([parts[k] * n for k in names], dtype=torch.float64, device=accelerator.device)
+    summed = accelerator.reduce(local, "sum").tolist()
+    return {k: v / total for k, v in zip(names, summed)}
+
+
+def log_shards(record: dict) -> None:
+    """With COTT_LOG_SHARDS=PATH, append ``record`` to PATH as a JSON line (tests read which process trained which
+    examples and who saved what)."""
+    path = os.environ.get("COTT_LOG_SHARDS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def prepare_model(task, steps: list[str], answers: list[str], args) -> tuple[CoTTModel, dict | None]:
