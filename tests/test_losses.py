@@ -110,6 +110,17 @@ def test_full_loss_hand_computed(tau, weight):
     assert in_batch["L_cc"] == pytest.approx(weight * counterfactual_contrastive_loss(Z_X, Z_GOLD, Z_CF, tau, True).item(), rel=1e-5)
 
 
+def test_step_loss_of_a_two_slot_step_averages_over_every_slot():
+    """A relation's step fills two [C] slots: L_I is the cross-entropy of each slot against its own gold label."""
+    model, batch = _hand_model()
+    model.step = nn.Parameter(torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [[0.0, 0.0, 3.0], [1.0, 1.0, 0.0]]]))
+    batch["step"] = torch.tensor([[0, 2], [2, 1]])
+    _, parts = cott_loss(model, batch, LossConfig())
+    logp = model.step.detach().log_softmax(-1)
+    want = -(logp[0, 0, 0] + logp[0, 1, 2] + logp[1, 0, 2] + logp[1, 1, 1]) / 4
+    assert parts["L_I"] == pytest.approx(want.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("in_batch", [False, True])
 def test_contrastive_roles_follow_the_row_groups(in_batch):
     """Permuting the three row groups changes L_cc to the value of the permuted roles; permuting the examples
