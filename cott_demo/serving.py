@@ -4,7 +4,8 @@ accelerator.
 Concurrent requests are served in batches (COTT_BATCHING=0 turns it off): each model has a thread and a queue; the
 thread takes the first waiting request, collects more for up to COTT_BATCH_WAIT_MS milliseconds or up to
 COTT_BATCH_MAX texts, runs them as one pipeline call and hands each request its own predictions. While a batch runs
-the next one gathers, so under load batches form without waiting. The batched forward (``forward_batch``,
+the next one gathers, so under load batches form without waiting; a request alone (nothing else in flight for its
+model) runs at once in its own thread, as without batching. The batched forward (``forward_batch``,
 ``sweep_batch``) is the function under ``spaces.GPU`` on ZeroGPU: one GPU call serves a whole batch, and it takes and
 returns plain picklable data (a checkpoint spec, lists of texts and steps; Predictions, Sweeps and ``Failure``s).
 A request whose input the pipeline refuses fails alone: when a batch raises, its requests are run one by one inside
@@ -60,9 +61,9 @@ BATCHING = _flag("COTT_BATCHING", "1")
 BATCH_MAX = max(1, int(os.environ.get("COTT_BATCH_MAX", "32")))  # texts per batch (a larger single request runs alone)
 BATCH_WAIT_MS = max(0.0, float(os.environ.get("COTT_BATCH_WAIT_MS", "5")))  # how long a batch waits to fill
 SWEEP_BATCH_MAX = max(1, int(os.environ.get("COTT_SWEEP_BATCH_MAX", "8")))  # texts per batched sweep (x every step)
-# Seconds asked of ZeroGPU per call. The slowest call is a full batch that fails and is re-run one request at a time
-# (33 forwards of <= 32 texts of a MiniLM), or a batched sweep (8 texts x 16 steps): well under a second on a GPU
-# slice, plus the first call's move of the weights; a short duration is what ZeroGPU queues first.
+# Seconds asked of ZeroGPU per call. The slowest calls are a full batch that fails and is re-run one request at a
+# time (33 forwards of <= 32 texts of a MiniLM) and a batched sweep (8 texts x 16 steps): 1.5 s and 2.3 s on the
+# shared 2-core CPU, far less on a GPU slice, plus the first call's move of the weights; ZeroGPU queues short first.
 GPU_DURATION = int(os.environ.get("COTT_GPU_DURATION", "20"))
 
 
@@ -272,7 +273,9 @@ class MicroBatcher:
     job was queued or until ``max_items`` inputs (a job never split; a larger one runs alone), makes one ``run`` call
     and gives each job its outcomes. The call runs in the context of the job that opened the batch (Gradio's request,
     which ZeroGPU reads to charge the GPU time to that visitor). If ``run`` itself raises, every job in the batch gets
-    the exception.
+    the exception. One ``run`` at a time: ``call`` runs a job in the caller's own thread, with no hand-off and no
+    wait, when it is the only one in flight and no batch is running (a lone user is served as without batching);
+    jobs arriving meanwhile gather for the next batch.
     """
 
     def __init__(self, run: Callable[[list], list], max_items: int, wait_s: float, name: str = "cott-batcher"):
@@ -281,6 +284,9 @@ class MicroBatcher:
         self.served = 0
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._carry: _Job | None = None
+        self._running = threading.Lock()  # held by whoever runs a call (the thread, or a lone caller)
+        self._lock = threading.Lock()
+        self._in_flight = 0  # jobs inside ``call``
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -290,6 +296,28 @@ class MicroBatcher:
         job = _Job(list(requests), size, contextvars.copy_context())
         self._queue.put(job)
         return job.future
+
+    def call(self, requests: list, size: int | None = None) -> list:
+        """The outcomes of a job (one per request): at once in this thread when it is alone, else batched."""
+        with self._lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            if alone and self._running.acquire(blocking=False):
+                try:
+                    return self.run(list(requests))
+                finally:
+                    self._count(len(requests))
+                    self._running.release()
+            return self.submit(requests, size).result()
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _count(self, requests: int) -> None:
+        with self._lock:
+            self.calls += 1
+            self.served += requests
 
     def _collect(self) -> list[_Job]:
         first = self._carry or self._queue.get()
@@ -313,7 +341,8 @@ class MicroBatcher:
             batch = self._collect()
             requests = [r for job in batch for r in job.requests]
             try:
-                outcomes = batch[0].context.run(self.run, requests)
+                with self._running:
+                    outcomes = batch[0].context.run(self.run, requests)
                 if len(outcomes) != len(requests):
                     raise RuntimeError(f"{len(outcomes)} outcomes for {len(requests)} requests")
             except BaseException as err:  # the call itself failed (e.g. no GPU to be had): every caller hears it
@@ -323,8 +352,7 @@ class MicroBatcher:
                     raise
                 continue
             finally:
-                self.calls += 1
-                self.served += len(requests)
+                self._count(len(requests))
             k = 0
             for job in batch:
                 job.future.set_result(outcomes[k : k + len(job.requests)])
@@ -350,7 +378,7 @@ def batcher(kind: str, spec: str) -> MicroBatcher:
 def forward(spec: str, requests: list[Request]) -> list:
     """Outcomes of several requests: through the model's batcher (COTT_BATCHING, default on), else one call now."""
     if BATCHING:
-        return batcher("predict", spec).submit(requests).result()
+        return batcher("predict", spec).call(requests)
     return forward_batch(spec, requests)
 
 
@@ -369,7 +397,7 @@ def run_predict(spec: str, texts: list[str], steps: list[str | None] | None = No
 def run_sweep(spec: str, text: str):
     """The sweep of one text over every known step, batched with concurrent sweeps of the same model."""
     if BATCHING:
-        (outcome,) = batcher("sweep", spec).submit([text], 1).result()
+        (outcome,) = batcher("sweep", spec).call([text], 1)
     else:
         (outcome,) = sweep_batch(spec, [text])
     return _unwrap(outcome)

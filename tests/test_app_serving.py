@@ -156,6 +156,20 @@ def test_concurrent_requests_share_pipeline_calls_with_the_same_results(ckpts, c
             assert_same(a, e)
 
 
+def test_a_lone_request_runs_at_once_in_its_own_thread(ckpts, calls, fresh_batchers, monkeypatch):
+    """Nothing else in flight: no hand-off to the batch thread and no wait (the batch wait here is 5 s)."""
+    spec, threads = ckpts["cls"], []
+    call = CoTTPipeline.__call__
+    monkeypatch.setattr(CoTTPipeline, "__call__",
+                        lambda self, *a, **kw: threads.append(threading.current_thread()) or call(self, *a, **kw))
+    fresh_batchers(wait_ms=5000)
+    start = time.perf_counter()
+    for texts, steps in mixed_requests("cls"):
+        serving.run_predict(spec, texts, steps)
+    assert time.perf_counter() - start < 5
+    assert threads == [threading.current_thread()] * len(mixed_requests("cls"))
+
+
 def test_a_bad_input_fails_alone(ckpts, calls, fresh_batchers):
     spec = ckpts["rel"]
     good = mixed_requests("rel")
