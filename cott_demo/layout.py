@@ -14,7 +14,8 @@ from . import plots, render
 from .files import read_batch_file, upload_path
 from .inputs import (DEFAULT_THRESHOLD, MAX_ROWS, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text,
                      monitor_threshold)
-from .serving import (CONCURRENCY, Model, configured_checkpoints, load_examples, load_models, predict_rows,
+from .rows import predict_rows
+from .serving import (CONCURRENCY, Model, configured_checkpoints, load_examples, load_models,
                       run_counterfactuals, run_predict, run_sweep, usable)
 
 CSS = """

@@ -1,11 +1,9 @@
-"""Loading and serving the checkpoints: the model registry, the micro-batcher, and the only functions that touch the
-accelerator.
+"""Loading and serving the checkpoints: the model registry, batched forwards, the only code that touches the accelerator.
 
 Concurrent requests are served in batches (COTT_BATCHING=0 turns it off): each model has a thread and a queue; the
 thread takes the first waiting request, collects more for up to COTT_BATCH_WAIT_MS milliseconds or up to
 COTT_BATCH_MAX texts, runs them as one pipeline call and hands each request its own predictions. While a batch runs
-the next one gathers, so under load batches form without waiting; a request alone (nothing else in flight for its
-model) runs at once in its own thread, as without batching. The batched forward (``forward_batch``,
+the next one gathers; a request alone runs at once in its own thread, as without batching. The batched forward (``forward_batch``,
 ``sweep_batch``) is the function under ``spaces.GPU`` on ZeroGPU: one GPU call serves a whole batch, and it takes and
 returns plain picklable data (a checkpoint spec, lists of texts and steps; Predictions, Sweeps and ``Failure``s).
 A request whose input the pipeline refuses fails alone: when a batch raises, its requests are run one by one inside
@@ -25,14 +23,10 @@ except ImportError:  # pragma: no cover - depends on the environment
     spaces = None
 
 import builtins
-import contextvars
 import json
 import logging
 import os
-import queue
 import threading
-import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,7 +35,8 @@ import torch
 
 from cott import CoTTPipeline
 
-from .inputs import InputError, clean_text
+from .batcher import MicroBatcher
+from .inputs import InputError
 
 logger = logging.getLogger("cott.app")
 
@@ -61,9 +56,8 @@ BATCHING = _flag("COTT_BATCHING", "1")
 BATCH_MAX = max(1, int(os.environ.get("COTT_BATCH_MAX", "32")))  # texts per batch (a larger single request runs alone)
 BATCH_WAIT_MS = max(0.0, float(os.environ.get("COTT_BATCH_WAIT_MS", "5")))  # how long a batch waits to fill
 SWEEP_BATCH_MAX = max(1, int(os.environ.get("COTT_SWEEP_BATCH_MAX", "8")))  # texts per batched sweep (x every step)
-# Seconds asked of ZeroGPU per call. The slowest calls are a full batch that fails and is re-run one request at a
-# time (33 forwards of <= 32 texts of a MiniLM) and a batched sweep (8 texts x 16 steps): 1.5 s and 2.3 s on the
-# shared 2-core CPU, far less on a GPU slice, plus the first call's move of the weights; ZeroGPU queues short first.
+# Seconds asked of ZeroGPU per call: the slowest calls (a failed batch re-run one by one, a sweep of 8 texts x 16 steps)
+# take 1.5-2.3 s on the shared 2-core CPU, far less on a GPU slice, plus the first move of the weights.
 GPU_DURATION = int(os.environ.get("COTT_GPU_DURATION", "20"))
 
 
@@ -73,8 +67,7 @@ def _default_concurrency() -> int:
     return 4 if ZERO_GPU or torch.cuda.is_available() else 2  # one forward per request: about the hardware's width
 
 
-# Events in flight at once (Gradio queue's default_concurrency_limit). With batching the batcher, not this, decides
-# how many forwards run; without it, each request runs its own forward.
+# Events in flight at once (the queue's default_concurrency_limit); with batching the batcher decides the forwards.
 CONCURRENCY = int(os.environ.get("COTT_CONCURRENCY") or _default_concurrency())
 
 
@@ -256,109 +249,6 @@ def sweep_batch(spec: str, texts: list) -> list:
     return [_sweep_one(pipe, t) for t in texts]
 
 
-# ---- the micro-batcher ------------------------------------------------------------------------------------------
-@dataclass
-class _Job:
-    requests: list
-    size: int  # inputs in all its requests
-    context: contextvars.Context
-    future: Future = field(default_factory=Future)
-    queued: float = field(default_factory=time.monotonic)
-
-
-class MicroBatcher:
-    """Groups concurrent jobs (lists of requests) into calls of ``run(requests) -> one outcome per request``.
-
-    One thread per batcher: it takes the oldest job, adds jobs that are waiting or arrive until ``wait_s`` after that
-    job was queued or until ``max_items`` inputs (a job never split; a larger one runs alone), makes one ``run`` call
-    and gives each job its outcomes. The call runs in the context of the job that opened the batch (Gradio's request,
-    which ZeroGPU reads to charge the GPU time to that visitor). If ``run`` itself raises, every job in the batch gets
-    the exception. One ``run`` at a time: ``call`` runs a job in the caller's own thread, with no hand-off and no
-    wait, when it is the only one in flight and no batch is running (a lone user is served as without batching);
-    jobs arriving meanwhile gather for the next batch.
-    """
-
-    def __init__(self, run: Callable[[list], list], max_items: int, wait_s: float, name: str = "cott-batcher"):
-        self.run, self.max_items, self.wait_s = run, max_items, wait_s
-        self.calls = 0  # run calls made, and requests served (for the tests and the benchmark)
-        self.served = 0
-        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._carry: _Job | None = None
-        self._running = threading.Lock()  # held by whoever runs a call (the thread, or a lone caller)
-        self._lock = threading.Lock()
-        self._in_flight = 0  # jobs inside ``call``
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, requests: list, size: int | None = None) -> Future:
-        """Queue a job; its future's result is the list of outcomes, one per request."""
-        size = sum(len(r[0]) if isinstance(r, tuple) else 1 for r in requests) if size is None else size
-        job = _Job(list(requests), size, contextvars.copy_context())
-        self._queue.put(job)
-        return job.future
-
-    def call(self, requests: list, size: int | None = None) -> list:
-        """The outcomes of a job (one per request): at once in this thread when it is alone, else batched."""
-        with self._lock:
-            self._in_flight += 1
-            alone = self._in_flight == 1
-        try:
-            if alone and self._running.acquire(blocking=False):
-                try:
-                    return self.run(list(requests))
-                finally:
-                    self._count(len(requests))
-                    self._running.release()
-            return self.submit(requests, size).result()
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-
-    def _count(self, requests: int) -> None:
-        with self._lock:
-            self.calls += 1
-            self.served += requests
-
-    def _collect(self) -> list[_Job]:
-        first = self._carry or self._queue.get()
-        self._carry = None
-        batch, n = [first], first.size
-        deadline = first.queued + self.wait_s
-        while n < self.max_items:
-            try:
-                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if n + job.size > self.max_items:
-                self._carry = job  # the next batch's first
-                break
-            batch.append(job)
-            n += job.size
-        return batch
-
-    def _loop(self) -> None:
-        while True:
-            batch = self._collect()
-            requests = [r for job in batch for r in job.requests]
-            try:
-                with self._running:
-                    outcomes = batch[0].context.run(self.run, requests)
-                if len(outcomes) != len(requests):
-                    raise RuntimeError(f"{len(outcomes)} outcomes for {len(requests)} requests")
-            except BaseException as err:  # the call itself failed (e.g. no GPU to be had): every caller hears it
-                for job in batch:
-                    job.future.set_exception(err)
-                if not isinstance(err, Exception):
-                    raise
-                continue
-            finally:
-                self._count(len(requests))
-            k = 0
-            for job in batch:
-                job.future.set_result(outcomes[k : k + len(job.requests)])
-                k += len(job.requests)
-
-
 _BATCHERS: dict[tuple[str, str], MicroBatcher] = {}
 _BATCHERS_LOCK = threading.Lock()
 
@@ -407,39 +297,3 @@ def run_sweep(spec: str, text: str):
 def run_counterfactuals(spec: str, inputs: list, policy: str, **kwargs) -> list:
     """One chunk of an Experiment tab's rows: ``CoTTPipeline.counterfactuals`` (its own event, not batched)."""
     return load_pipeline(spec).counterfactuals(inputs, policy, **kwargs)
-
-
-def predict_rows(spec: str, texts: list[str], threshold: float, progress=None) -> list[dict]:
-    """Run the pipeline over rows in batches; a bad row gets an error note instead of failing the file."""
-    rows = []
-    for start in range(0, len(texts), BATCH_SIZE):
-        if progress is not None:
-            progress(start / len(texts), desc=f"rows {start + 1}–{min(start + BATCH_SIZE, len(texts))} of {len(texts)}")
-        chunk = []
-        for k, t in enumerate(texts[start : start + BATCH_SIZE], start + 1):
-            row = {"row": k, "text": t if isinstance(t, str) else json.dumps(t), "note": ""}
-            try:
-                row["text"], notes = clean_text(t)
-                row["note"] = " ".join(notes)
-                chunk.append(row)
-            except InputError:
-                row["note"] = "error: empty text"
-            rows.append(row)
-        outcomes = forward(spec, [([r["text"]], None) for r in chunk]) if chunk else []  # one request per row
-        for r, out in zip(chunk, outcomes):
-            if isinstance(out, Failure):  # isolated: the other rows keep their predictions
-                r["note"] = f"error: {out.message}"
-                continue
-            p = out[0]
-            conf = p.p_rectified[p.labels.index(p.answer)]
-            flags = []
-            if p.step_prob is not None and p.step_prob < threshold:
-                flags.append("low step prob")
-            if conf < threshold:
-                flags.append("low answer confidence")
-            if p.out_of_scope:  # the checkpoint's fitted out-of-scope signal flags it
-                flags.append("out of scope")
-            r.update(step=p.step, step_prob=p.step_prob, answer=p.answer, confidence=conf, flag="⚠ " + ", ".join(flags) if flags else "")
-    if progress is not None:
-        progress(1.0, desc="done")
-    return rows

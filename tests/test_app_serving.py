@@ -11,7 +11,6 @@ import re
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,8 @@ from app_tiny import ROOT, free_port, tiny_checkpoints  # also puts the reposito
 from cott import CoTTPipeline
 from cott.pipeline import Prediction, Sweep
 from cott_demo import serving
+from cott_demo.batcher import MicroBatcher
+from cott_demo.rows import predict_rows
 
 TOL = 1e-6
 CLS_TEXTS = ["what is my balance", "book a flight to paris", "set a timer for ten minutes please",
@@ -212,7 +213,7 @@ def test_batch_file_rows_are_one_call_with_bad_rows_isolated(ckpts, calls, fresh
     spec = ckpts["rel"]
     fresh_batchers(wait_ms=50)
     texts = [REL_TEXTS[0], "Ada works for Acme.", REL_TEXTS[1], "  ", REL_TEXTS[2]]
-    rows = serving.predict_rows(spec, texts, 0.5)
+    rows = predict_rows(spec, texts, 0.5)
     assert [bool(r.get("answer")) for r in rows] == [True, False, True, False, True]
     assert "no subject marked" in rows[1]["note"] and rows[3]["note"] == "error: empty text"
     assert serving._BATCHERS["predict", spec].calls == 1  # the whole file chunk: one batched call
@@ -230,7 +231,7 @@ def test_a_failed_call_reaches_every_caller_and_the_batcher_keeps_serving():
             raise RuntimeError("no GPU to be had")
         return [r * 2 for r in requests]
 
-    b = serving.MicroBatcher(run, max_items=8, wait_s=0.3)
+    b = MicroBatcher(run, max_items=8, wait_s=0.3)
     futures = [b.submit([k], 1) for k in range(3)]
     for f in futures:
         with pytest.raises(RuntimeError, match="no GPU"):
