@@ -162,7 +162,7 @@ def test_resume_under_two_processes_continues_each_share(single, backbone, toy_d
 # Without a launch: the refusals, the layout the loader hands out, and the counterfactual draws of a share.
 
 def test_refused_what_processes_cannot_do_as_one():
-    from train.loop import check_processes
+    from train.parallel import check_processes
 
     check_processes(Namespace(batch_size=15, in_batch_negatives=True), 1)  # one process: anything goes
     with pytest.raises(ValueError, match="--batch-size 15 .* multiple of 2"):
@@ -176,7 +176,7 @@ def test_refused_what_processes_cannot_do_as_one():
 def test_each_process_gets_its_share_of_a_short_batch_and_the_weights_restore_the_mean(processes, length):
     from accelerate.data_loader import BatchSamplerShard
 
-    from train.loop import IterationBatches, own_share
+    from train.parallel import IterationBatches, own_share
 
     whole = random.Random(length).sample(range(100), length)
     sampler = IterationBatches(lambda: iter([whole]), 1, 12, processes)
