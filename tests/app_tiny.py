@@ -10,11 +10,11 @@ if str(ROOT) not in sys.path:  # the tests import app.py and cott/ from the repo
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from transformers import BertConfig, BertForMaskedLM, BertTokenizer  # noqa: E402
+from transformers import BertForMaskedLM, BertTokenizer  # noqa: E402
 
 from cott import CoTTModel, Template, Verbalizer, save_checkpoint  # noqa: E402
+from helpers import build_tiny_bert  # noqa: E402
 
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = (
     "the domain is . intent : a an of to in for my what how is it and with at on please set timer "
     "banking travel utility balance transfer book flight weather alarm money account trip minutes "
@@ -43,19 +43,11 @@ RELATION = {
 
 
 def build_tiny_checkpoint(root: Path, spec: dict, kind: str, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide BERT with its own vocabulary, wrapped as a CoTT checkpoint at root/<task>."""
-    torch.manual_seed(seed)
+    """The tests' one tiny BERT (helpers.build_tiny_bert) with this app vocabulary, as a CoTT checkpoint at root/<task>."""
     root = Path(root)
-    backbone = root / f"{spec['task']}_backbone"
-    backbone.mkdir(parents=True, exist_ok=True)
-    vocab = list(dict.fromkeys(SPECIAL + WORDS))
-    (backbone / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(str(backbone / "vocab.txt"))
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                        vocab_size=len(vocab), max_position_embeddings=128)
-    mlm = BertForMaskedLM(config)
-    mlm.save_pretrained(backbone, safe_serialization=True)
-    tokenizer.save_pretrained(backbone)
+    backbone = build_tiny_bert(root / f"{spec['task']}_backbone", WORDS, seed=seed)
+    mlm, tokenizer = BertForMaskedLM.from_pretrained(backbone), BertTokenizer.from_pretrained(backbone)
+    torch.manual_seed(seed)  # the heads' initialisation
     model = CoTTModel(mlm, tokenizer, Template(spec["template"]), Verbalizer(list(spec["answers"]), spec["answers"]),
                       Verbalizer(list(spec["steps"]), spec["steps"]), proj_dim=16)
     meta = {"task": spec["task"], "kind": kind, "method": "cott", "backbone": str(backbone), "max_length": 64,
