@@ -289,3 +289,28 @@ def test_command_line_quotes_what_the_shell_would_need(monkeypatch):
     assert command_line("train") == "python -m train --task jsonl --note 'a b'"  # this process's own arguments
     assert command_line("train", ["--data", "my data", "--lr", "1e-3"]) == "python -m train --data 'my data' --lr 1e-3"
     assert command_line("train.evaluate", []) == "python -m train.evaluate"
+
+
+def test_a_config_from_before_optional_keys_loads_with_their_defaults(saved, inputs):
+    """Checkpoints written before proj_dim, soft_verbalizer and step_temperature were recorded still load."""
+    model, full, _ = saved
+    file = full / "cott.json"
+    file.write_text(json.dumps({k: v for k, v in _config(full).items()
+                                if k not in ("proj_dim", "soft_verbalizer", "step_temperature", "version")}))
+    loaded, _ = load_checkpoint(full)
+    assert loaded.projection[-1].out_features == 128 and not loaded.soft_verbalizer and loaded.step_temperature == 1.0
+    assert torch.allclose(reason(loaded, inputs)["p_steps"], reason(model.eval(), inputs)["p_steps"], atol=1e-6)
+
+
+def test_heads_that_do_not_match_the_config_are_refused_with_the_first_line_of_the_reason(saved):
+    _, full, _ = saved
+    file = full / "cott.json"
+    file.write_text(json.dumps(_config(full) | {"proj_dim": 7}))
+    _refused(full, f"{full / 'cott_heads.safetensors'}: does not match cott.json (Error(s) in loading state_dict for "
+                   "Sequential: ...)")
+
+
+def test_load_checkpoint_puts_the_model_on_the_asked_device_in_eval_mode(saved):
+    _, full, _ = saved
+    model, _ = load_checkpoint(full, device="meta")  # the meta device stands in for a GPU
+    assert {p.device.type for p in model.parameters()} == {"meta"} and not model.training
