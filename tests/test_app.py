@@ -20,7 +20,8 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 import app  # noqa: E402
 from cott.checkpoint import update_config  # noqa: E402
-from cott_demo import experiment, inputs, layout, render, serving  # noqa: E402
+from cott_demo import experiment, experiment_tab, inputs, render, serving  # noqa: E402
+from cott_demo.about import card_markdown  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ def test_predict_flows_while_an_experiment_runs(served, tmp_path, monkeypatch):
         release.wait(60)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(layout, "run_counterfactuals", slow)
+    monkeypatch.setattr(experiment_tab, "run_counterfactuals", slow)
     job = served["client"].submit(served["cls"], write(tmp_path, "rows.csv", "text\nwhat is my balance\n"),
                                   "runner_up", None, 0, False, api_name="/experiment")
     try:
@@ -333,10 +334,10 @@ def test_about_card_shows_the_history_of_a_continued_checkpoint():
     parent = {"path": "runs/a/best", "training": {"command": "python -m train --task x <b>"}}
     card = {"task": "x", "training": {"command": "python -m train --init-from runs/a/best"}, "init_from": parent}
     pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
-    text = render.card_markdown(serving.Model("m", "spec", pipe=pipe, card=card))
+    text = card_markdown(serving.Model("m", "spec", pipe=pipe, card=card))
     fenced = text.split("**Continued from**")[1].split("```")[1]  # literal inside a code block, which escapes HTML
     assert fenced.split("\n")[1:3] == ["# runs/a/best", "python -m train --task x <b>"]
-    assert "Continued from" not in render.card_markdown(serving.Model("m", "spec", pipe=pipe, card={"task": "x"}))
+    assert "Continued from" not in card_markdown(serving.Model("m", "spec", pipe=pipe, card={"task": "x"}))
 
 
 def test_about_card_lists_the_ingredients_of_a_weight_average():
@@ -344,7 +345,7 @@ def test_about_card_lists_the_ingredients_of_a_weight_average():
                    {"path": "runs/b/best", "kept": False, "training": {"command": "python -m train --seed 1"}}]
     card = {"task": "x", "training": {"command": "python -m experiments.soup"}, "ingredients": ingredients}
     pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
-    fenced = render.card_markdown(serving.Model("m", "spec", pipe=pipe, card=card)).split("**Weight average of**")[1].split("```")[1]
+    fenced = card_markdown(serving.Model("m", "spec", pipe=pipe, card=card)).split("**Weight average of**")[1].split("```")[1]
     assert fenced.split("\n")[1:5] == ["# runs/a/best (kept)", "python -m train <a>", "# runs/b/best (left out)",
                                        "python -m train --seed 1"]
 
@@ -352,10 +353,10 @@ def test_about_card_lists_the_ingredients_of_a_weight_average():
 def test_about_card_says_whether_the_step_confidence_is_calibrated():
     pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
     cal = {"split": "val", "examples": 3260, "temperature": 3.249, "ece_raw": 0.136, "ece_scaled": 0.048}
-    row = [line for line in render.card_markdown(serving.Model("m", "spec", pipe=pipe, card={"calibration": cal})).split("\n")
+    row = [line for line in card_markdown(serving.Model("m", "spec", pipe=pipe, card={"calibration": cal})).split("\n")
            if line.startswith("| Step confidence")]
     assert len(row) == 1 and "T = 3.25" in row[0] and "3260 val" in row[0] and "0.136 → 0.048" in row[0]
-    plain = render.card_markdown(serving.Model("m", "spec", pipe=pipe, card={}))
+    plain = card_markdown(serving.Model("m", "spec", pipe=pipe, card={}))
     assert "not calibrated" in plain
     direct = type("P", (), {"labels": ["a"], "steps": [], "kind": "classification"})()
-    assert "Step confidence" not in render.card_markdown(serving.Model("m", "spec", pipe=direct, card={}))
+    assert "Step confidence" not in card_markdown(serving.Model("m", "spec", pipe=direct, card={}))

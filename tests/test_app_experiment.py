@@ -384,11 +384,11 @@ def test_the_event_runs_in_chunks_with_progress_and_writes_the_csv(demo, tmp_pat
     ("huge.csv", "text\n" + "hi\n" * 100_000, "random_wrong", None, "100,000 rows; the limit is 2,000"),
 ])
 def test_bad_input_is_refused_before_any_model_work(demo, tmp_path, monkeypatch, name, content, policy, step, expected):
-    import cott_demo.layout as layout
+    import cott_demo.experiment_tab as experiment_tab
     import gradio as gr
 
     monkeypatch.setattr(gr, "Warning", lambda *a, **kw: None)
-    monkeypatch.setattr(layout, "run_counterfactuals", lambda *a, **kw: pytest.fail("the model ran"))
+    monkeypatch.setattr(experiment_tab, "run_counterfactuals", lambda *a, **kw: pytest.fail("the model ran"))
     status, cards, heatmap, rates, table, download = event(demo, "experiment", "tinyintent",
                                                            write(tmp_path, name, content), policy, step, 0, False,
                                                            progress=Progress())

@@ -19,6 +19,7 @@ from app_tiny import ROOT, tiny_checkpoints  # also puts the repository root on 
 from cott import CoTTPipeline
 from cott.pipeline import Prediction
 from cott_demo import files, inputs, plots, render, serving
+from cott_demo.about import card_markdown
 
 EVIL = "<b>x</b><script>alert(1)</script>"
 
@@ -207,7 +208,7 @@ def test_model_name_and_card_are_escaped():
     parent = {"path": EVIL, "training": {"command": "x ```\n<b>y</b>"}}
     card = {"task": EVIL, "description": EVIL, "metrics": {EVIL: EVIL}, "training": {"command": "x ``` <b>y</b>"},
             "init_from": parent}
-    md = render.card_markdown(serving.Model(EVIL, "spec", pipe=pipe, card=card))
+    md = card_markdown(serving.Model(EVIL, "spec", pipe=pipe, card=card))
     outside = md.split("```")[0::2]  # the fenced blocks show text literally
     for part in outside:
         assert "<b>" not in part and "<script" not in part
