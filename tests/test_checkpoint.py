@@ -2,6 +2,7 @@
 import json
 import random
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -314,3 +315,26 @@ def test_load_checkpoint_puts_the_model_on_the_asked_device_in_eval_mode(saved):
     _, full, _ = saved
     model, _ = load_checkpoint(full, device="meta")  # the meta device stands in for a GPU
     assert {p.device.type for p in model.parameters()} == {"meta"} and not model.training
+
+
+def test_a_checkpoint_is_written_beside_its_place_then_moved_and_a_failed_save_leaves_nothing(saved, tiny_bert, tmp_path,
+                                                                                            monkeypatch):
+    model, full, _ = saved
+    nested = tmp_path / "runs" / "a" / "best"  # parent folders are made
+    seen = []
+    real = model.tokenizer.save_pretrained
+    monkeypatch.setattr(model.tokenizer, "save_pretrained", lambda folder: seen.append(Path(folder)) or real(folder))
+    save_checkpoint(model, nested, toy_meta(tiny_bert))
+    assert seen[0].parent == nested.parent and seen[0].name.startswith(".best.")  # a hidden folder on the same disk
+    assert (nested / "cott.json").read_text().startswith('{\n  "format": "cott-checkpoint",\n  "version": 1,')
+    assert [p.name for p in nested.parent.iterdir()] == ["best"]
+
+    def fail(folder):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model.tokenizer, "save_pretrained", fail)
+    before = sorted(p.name for p in full.iterdir())
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(model, full, toy_meta(tiny_bert), weights="delta")
+    assert sorted(p.name for p in full.iterdir()) == before and _config(full)["weights"] == "full"
+    assert sorted(p.name for p in full.parent.iterdir() if p.name.startswith(".")) == []
