@@ -169,6 +169,33 @@ def test_a_long_input_is_cut_to_128_tokens_by_default(model):
     assert torch.equal(answer_given_steps(model, pair), answer_given_steps(model, pair, max_length=128))
 
 
+def _prompt_lengths(model, run) -> list[int]:
+    """The token width of every forward pass ``run()`` makes."""
+    widths = []
+    hook = model.register_forward_hook(lambda module, args, kwargs, out: widths.append(kwargs["input_ids"].shape[1]),
+                                       with_kwargs=True)
+    try:
+        run()
+    finally:
+        hook.remove()
+    return widths
+
+
+def test_max_length_cuts_every_prompt_of_both_passes_and_the_sweep(model):
+    long = parse_marked("[[ada]] works for {{acme}} " + "and a big red house near the house " * 40)
+    assert _prompt_lengths(model, lambda: reason(model, [long], max_length=40, top_k=3)) == [40, 40]
+    assert _prompt_lengths(model, lambda: sweep(model, [long], max_length=40)) == [40]
+    assert _prompt_lengths(model, lambda: answer_given_steps(model, [(long, ["person", "location"])], 40)) == [40]
+
+
+def test_one_step_unless_top_k_asks_for_more(model, inputs):
+    res = reason(model, inputs)
+    assert res["topk"].shape == (len(inputs), 1) and "p_marginal" not in res and "p_answer_topk" not in res
+    assert "p_marginal" not in reason(model, inputs, top_k=1) and "p_marginal" not in reason(model, inputs, top_k=0)
+    assert _forward_sizes(model, lambda: reason(model, inputs)) == [len(inputs), len(inputs)]
+    assert _forward_sizes(model, lambda: reason(model, inputs, top_k=3)) == [len(inputs), 4 * len(inputs)]
+
+
 def _forward_sizes(model, run) -> list[int]:
     """The batch size of every forward pass ``run()`` makes: Step II passes are bounded by their batch_size."""
     sizes = []

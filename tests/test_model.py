@@ -84,6 +84,20 @@ def test_soft_labels_add_their_vectors_and_biases(lively_bert):
     assert soft.soft_verbalizer and not words.soft_verbalizer
 
 
+def test_soft_labels_follow_the_dtype_of_a_lower_precision_backbone(lively_bert):
+    model = _model(lively_bert, soft_verbalizer=True)
+    with torch.no_grad():
+        model.answer_soft.weight.normal_()
+        model.answer_soft.bias.normal_()
+    batch = model.collate([model.template.encode(model.tokenizer, {"text": t}, None, 48) for t in TEXTS])
+    with torch.no_grad():
+        full = model(**batch)["answer_logits"]
+        model.mlm.to(torch.bfloat16)  # the label vectors stay float32
+        half = model(**batch)["answer_logits"]
+    assert half.dtype == torch.bfloat16 and model.answer_soft.weight.dtype == torch.float32
+    assert torch.allclose(half.float(), full, atol=0.2, rtol=0.05)
+
+
 def test_linear_head_reads_the_answer_position_through_a_classifier(tiny_bert):
     torch.manual_seed(0)
     mlm = AutoModelForMaskedLM.from_pretrained(tiny_bert)
