@@ -36,6 +36,8 @@ def _pooled(logits, tokenizer, words: dict) -> torch.Tensor:
 @pytest.mark.parametrize("backbone", ["tiny_bert", "tiny_roberta", "tiny_distilbert", "lively_bert"])
 def test_label_scores_are_the_masked_lms_logits_of_the_label_words(request, backbone):
     model = _model(request.getfixturevalue(backbone))
+    with torch.no_grad():  # a trained decoder bias is not zero as a fresh one is
+        model.mlm.get_output_embeddings().bias.copy_(torch.linspace(-2, 2, len(model.tokenizer)))
     tok = model.tokenizer
     encodings = [model.template.encode(tok, {"text": t}, None, 48) for t in TEXTS]
     batch = model.collate(encodings)
@@ -150,6 +152,7 @@ def test_collate_pads_with_the_pad_token_and_masks_the_padding(tiny_bert):
         padded = model(**batch)["answer_logits"]
         single = torch.cat([model(**model.collate([e]))["answer_logits"] for e in encodings])
     assert torch.allclose(padded, single, atol=1e-5)
+    assert {k: v.dtype for k, v in batch.items()} == {k: torch.long for k in batch}
     prompt = CoTTModel(model.mlm, tok, Template("[T] The thing is [A] ."), Verbalizer(list(ANSWERS), ANSWERS), proj_dim=8)
     one = prompt.collate([prompt.template.encode(tok, {"text": TEXTS[0]}, None, 48)])
     assert one["step_pos"].tolist() == [[-1]] and prompt.known_steps() == [] and prompt.num_step_slots == 0
@@ -181,6 +184,15 @@ def test_a_peft_wrapped_model_reads_through_its_base_model(tiny_bert):
     assert len(model.head_parameters()) == len([n for n, _ in base.named_parameters() if n.startswith("cls.")])
 
 
+def test_the_linear_head_needs_no_label_words(tiny_bert):
+    mlm, tok = AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert)
+    unspeakable = Verbalizer(["a", "b"], {"a": ["\x01"], "b": ["\x02"]})  # words a WordPiece vocabulary drops
+    with pytest.raises(ValueError, match="tokenizes to nothing"):
+        CoTTModel(mlm, tok, Template("[T] [A] ."), unspeakable)
+    model = CoTTModel(mlm, tok, Template("[T] ."), unspeakable, answer_head="linear")
+    assert model.classifier.out_features == 2 and model.answer.token_ids is None
+
+
 def test_construction_errors_name_the_problem(tiny_bert, tmp_path):
     mlm, tok = AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert)
     with pytest.raises(ValueError, match=r"^a template with \[C\] slots needs a step verbalizer$"):
@@ -195,6 +207,12 @@ def test_construction_errors_name_the_problem(tiny_bert, tmp_path):
 
 def test_structure(tiny_bert):
     model = _model(tiny_bert)
+    # the label words' token ids are rebuilt from the verbalizers, never stored with the weights
+    assert not {"answer_tokens", "answer_weights", "step_tokens", "step_weights"} & set(model.state_dict())
+    assert CoTTModel(model.mlm, model.tokenizer, Template(TEMPLATE), Verbalizer(["a"]), Verbalizer(["b", "c"])).projection[-1].out_features == 128
+    h = torch.randn(4, 32)
+    with torch.no_grad():  # g is not affine: g(h) + g(-h) != 2 g(0)
+        assert not torch.allclose(model.projection(h) + model.projection(-h), 2 * model.projection(torch.zeros(1, 32)), atol=1e-4)
     assert model.num_step_slots == 1 and model.known_steps() == [("animal",), ("vehicle",)]
     assert model.step_phrase(("vehicle",)) == ["vehicle"] and model.projection[-1].out_features == 8
     assert model.projection[0].in_features == model.projection[0].out_features == 32
