@@ -266,6 +266,8 @@ class CoTTPipeline:
         ``steps``: for ``fixed`` one step for all inputs, for ``given`` one step or a list of steps per input
         (labels or words, '|' between slots). ``gold_steps``/``labels``: the inputs' gold step and answer, if known.
         """
+        if constrained and not self.step_answers:
+            raise ValueError("this checkpoint records no step-answer table to constrain the answer with")
         items = list(inputs)
         fields = [self._fields(x) for x in items]
         if policy == "fixed":

@@ -101,6 +101,13 @@ def test_constrained_answers_follow_the_step(pipe):
             assert pipe(text, step=step, constrained=True).answer in pipe.step_answers[step]
 
 
+def test_constraining_without_a_step_answer_table_is_refused(pipe):
+    bare = CoTTPipeline(pipe.model, {k: v for k, v in pipe.config.items() if k not in ("hierarchy", "step_answers")})
+    for call in (lambda: bare(TEXTS[0], constrained=True), lambda: bare.counterfactuals(TEXTS, "all", constrained=True)):
+        with pytest.raises(ValueError, match="step-answer table"):
+            call()
+
+
 def test_constrain_renormalises_over_the_allowed_answers():
     p = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
     assert torch.allclose(constrain(p, [1, 2]), torch.tensor([[0.0, 0.6, 0.4], [0.0, 1 / 9, 8 / 9]]))
