@@ -152,3 +152,23 @@ def test_by_prompt_length_sorts_shortest_first_and_keeps_the_order_of_equals(toy
     assert [e.fields["text"] for e in ordered] == ["a cat", "a dog", "a bus", "there is a truck", "i saw a horse",
                                                    "a big red bus near the house today"]
     assert prompt_lengths(model, examples, 16)[0] == 16  # cut to max_length
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "model"])
+def test_a_share_of_a_batch_draws_the_counterfactuals_the_whole_batch_would(tiny_bert, sampling):
+    """Data-parallel training: a process's share, told which examples come before it, gets the same I* as when the
+    whole batch is drawn at once (and not the draws of a batch of its own)."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from cott import CoTTModel, Verbalizer
+
+    steps = ["cat", "dog", "horse", "car"]  # four steps: three others to draw from
+    model = CoTTModel(AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert),
+                      Template("[T] The kind is [C] . The thing is [A] ."), Verbalizer(["bus", "truck"]), Verbalizer(steps),
+                      proj_dim=8).eval()
+    examples = [Example({"text": "i saw a bus today"}, (steps[i % 4],), "bus") for i in range(24)]
+    batcher = TrainingBatcher(model, 48, sampling=sampling)
+    whole = _counterfactual_steps(model, batcher(examples, random.Random(5)), 24)
+    share = _counterfactual_steps(model, batcher(examples[16:], random.Random(5), before=examples[:16]), 8)
+    alone = _counterfactual_steps(model, batcher(examples[16:], random.Random(5)), 8)
+    assert share == whole[16:] and alone != share
