@@ -1,4 +1,4 @@
-"""Load benchmark for the demo (app.py, cott_demo/), not a test: N concurrent gradio_client clients x M requests each.
+"""Load benchmark for the demo (app.py, cott_demo/), not a test: N concurrent clients x M requests each.
 
     python benchmarks/load_app.py                      # 20 clients x 5 requests on /predict
     python benchmarks/load_app.py --clients 20 --requests 5 --api inject \
@@ -6,12 +6,15 @@
     python benchmarks/load_app.py --compare            # batched vs unbatched, side by side in one run
     python benchmarks/load_app.py --compare --rounds 3 --clients 100 --requests 2
     python benchmarks/load_app.py --compare --threads 1 # torch's intra-op threads in the app (OMP_NUM_THREADS)
+    python benchmarks/load_app.py --compare --client gradio  # gradio_client instead of plain HTTP
 
 Launches the app on loopback (a free port) with the given checkpoints (default: COTT_CHECKPOINTS, else
 assets/clinc150 and assets/conll04), sends the requests from the example texts, and prints latency
 percentiles (each answered request's wall time as a client sees it, queueing included), throughput (answered
-requests per second) and errors (refused, failed or timed out), after
---warmup untimed requests. Serving is batched unless COTT_BATCHING=0 (cott_demo/serving.py).
+requests per second) and errors (refused, failed or timed out), after --warmup untimed requests. Every client
+connects before the clock starts. The clients speak Gradio's HTTP API through httpx (POST /gradio_api/call/<api>,
+then the event's stream): on this machine they share the cores with the app, and gradio_client (--client gradio)
+spends about twice the app's own CPU per request, which would otherwise be measured as the app's slowness. Serving is batched unless COTT_BATCHING=0 (cott_demo/serving.py).
 
 With --compare the app runs in a process of its own (as it does for real users, whose clients are elsewhere; the
 clients stay in this one), batched (COTT_BATCHING=1) and unbatched (COTT_BATCHING=0) alternately, --rounds times,
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,29 +88,65 @@ def app_info() -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-def drive(url: str, name: str, texts: list[str], step, api: str, clients: int, requests: int, timeout: float = 60):
-    """``clients`` gradio_client clients, each sending ``requests`` requests in turn: (latencies of the answered
-    requests, errors, wall).
-    ``timeout``: seconds each HTTP call of a client may take (gradio_client's default is 20)."""
-    from gradio_client import Client
+def http_call(client, api: str, data: list, session: str | None = None) -> list:
+    """One call through Gradio's HTTP API (POST, then the event's stream): the outputs; raises on an error event.
+    ``session``: the session hash (a browser tab's, reused by its calls; None: Gradio makes one per call)."""
+    r = client.post(f"/gradio_api/call/{api}", json={"data": data, "session_hash": session})
+    r.raise_for_status()
+    event = None
+    with client.stream("GET", f"/gradio_api/call/{api}/{r.json()['event_id']}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line[len("event: "):]
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                payload = json.loads(line[len("data: "):])
+                if event == "error":
+                    raise RuntimeError(payload.get("error") if isinstance(payload, dict) else payload)
+                return payload
+    raise RuntimeError("the event stream ended without a result")
 
+
+def connect(url: str, kind: str, timeout: float):
+    """A client and its call function: ``call(api, data) -> outputs``."""
+    if kind == "gradio":
+        from gradio_client import Client
+
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": timeout})
+        return lambda api, data: client.predict(*data, api_name=f"/{api}")
+    import httpx
+
+    client, session = httpx.Client(base_url=url, timeout=timeout), uuid.uuid4().hex  # one session, as a browser tab
+    return lambda api, data: http_call(client, api, data, session)
+
+
+def drive(url: str, name: str, texts: list[str], step, api: str, clients: int, requests: int, timeout: float = 60,
+          client: str = "http"):
+    """``clients`` clients, each sending ``requests`` requests in turn, all connected before the clock starts:
+    (latencies of the answered requests, errors, wall).
+    ``client``: "http" (Gradio's HTTP API through httpx: little CPU of its own, as when the clients are elsewhere)
+    or "gradio" (gradio_client, whose own work shares this machine's cores with the app).
+    ``timeout``: seconds each HTTP call of a client may take."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
+    ready = threading.Barrier(clients + 1)
 
     def one_client(k: int) -> None:
         try:
-            client = Client(url, verbose=False, httpx_kwargs={"timeout": timeout})
+            call = connect(url, client, timeout)
         except Exception as err:  # counted, not raised
+            call = None
             with lock:
                 errors.extend([f"connect: {err}"] * requests)
+        ready.wait()
+        if call is None:
             return
         for r in range(requests):
             text = texts[(k + r) % len(texts)]
-            call = {"predict": (name, text, 0.5), "inject": (name, text, step, 0.5), "sweep": (name, text)}[api]
+            data = {"predict": [name, text, 0.5], "inject": [name, text, step, 0.5], "sweep": [name, text]}[api]
             start = time.perf_counter()
             try:
-                out = client.predict(*call, api_name=f"/{api}")
+                out = call(api, data)
                 ok = isinstance(out, (list, tuple)) and not str(out[0]).startswith("✖")
                 err = None if ok else str(out[0])
             except Exception as e:  # counted, not raised
@@ -117,9 +157,12 @@ def drive(url: str, name: str, texts: list[str], step, api: str, clients: int, r
                 else:
                     latencies.append(time.perf_counter() - start)
 
-    t = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one_client, range(clients)))
+        done = [pool.submit(one_client, k) for k in range(clients)]
+        ready.wait()
+        t = time.perf_counter()
+        for f in done:
+            f.result()
     return latencies, errors, time.perf_counter() - t
 
 
@@ -132,7 +175,7 @@ def figures_of(args, name: str, latencies: list[float], errors: list[str], wall:
         "max_s": round(max(latencies, default=float("nan")), 3),
         "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
         "throughput_rps": round(len(latencies) / wall, 2), "wall_s": round(wall, 1), "errors": len(errors),
-        "client_timeout_s": args.timeout,
+        "client": args.client, "client_timeout_s": args.timeout,
         "error_samples": sorted(set(e[:200] for e in errors))[:5],
     }
 
@@ -143,7 +186,7 @@ def report(f: dict, prefix: str = "") -> None:
     cpu = f" app CPU {f['app_cpu_ms_per_request']:.0f} ms/request," if f.get("app_cpu_ms_per_request") else ""
     print(f"{prefix}/{f['api']} on {f['model']!r}: {f['requests']} requests from {f['clients']} clients in "
           f"{f['wall_s']:.1f}s ({f['throughput_rps']} req/s, {mode}, concurrency limit {f['concurrency_limit']}, "
-          f"{f['device']}, {f['torch_threads']} torch threads)")
+          f"{f['device']}, {f['torch_threads']} torch threads, {f['client']} clients)")
     print(f"{prefix}latency p50 {f['p50_s']:.3f}s  p95 {f['p95_s']:.3f}s  max {f['max_s']:.3f}s,{cpu} errors {f['errors']}")
     for e in f["error_samples"]:
         print(f"{prefix}  error:", e)
@@ -163,6 +206,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0,
                    help="with --compare: OMP_NUM_THREADS for the app processes (torch's intra-op threads; 0: as set)")
     p.add_argument("--warmup", type=int, default=2, help="untimed requests from one client before the load")
+    p.add_argument("--client", choices=("http", "gradio"), default="http",
+                   help="http: Gradio's HTTP API through httpx (light, as if the clients were elsewhere); "
+                        "gradio: gradio_client (heavier: its work shares the cores with the app)")
     p.add_argument("--timeout", type=float, default=60,
                    help="seconds a client's HTTP call may take before it counts as an error (gradio_client: 20)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # --compare's app process
@@ -177,9 +223,9 @@ def main(argv=None) -> int:
     demo, port, name, texts, step = start_app(specs)
     print(f"app up in {time.perf_counter() - t0:.1f}s on port {port}; checkpoints: {', '.join(specs)}")
     if args.warmup:
-        drive(f"http://127.0.0.1:{port}/", name, texts, step, args.api, 1, args.warmup, args.timeout)
+        drive(f"http://127.0.0.1:{port}/", name, texts, step, args.api, 1, args.warmup, args.timeout, args.client)
     latencies, errors, wall = drive(f"http://127.0.0.1:{port}/", name, texts, step, args.api, args.clients,
-                                    args.requests, args.timeout)
+                                    args.requests, args.timeout, args.client)
     demo.close()
     figures = figures_of(args, name, latencies, errors, wall, {**app_info(), **batch_stats()})
     report(figures)
@@ -237,10 +283,10 @@ def run_mode(args, batching: bool) -> dict:
                                       "torch_threads")}
         url = f"http://127.0.0.1:{ready['port']}/"
         if args.warmup:
-            drive(url, ready["name"], ready["texts"], ready["step"], args.api, 1, args.warmup, args.timeout)
+            drive(url, ready["name"], ready["texts"], ready["step"], args.api, 1, args.warmup, args.timeout, args.client)
         load_before, cpu_before = load_average(), cpu_seconds(app.pid)
         latencies, errors, wall = drive(url, ready["name"], ready["texts"], ready["step"], args.api, args.clients,
-                                        args.requests, args.timeout)
+                                        args.requests, args.timeout, args.client)
         cpu_after = cpu_seconds(app.pid)
         app.stdin.write("stop\n")
         app.stdin.flush()

@@ -12,7 +12,7 @@ import pandas as pd
 from . import experiment as exp
 from . import plots, render
 from .files import upload_path
-from .events import BAD_INPUT, warn
+from .events import BAD_INPUT, plot, warn
 from .inputs import MAX_UPLOAD_BYTES
 from .serving import Model, run_counterfactuals, usable
 
@@ -77,8 +77,8 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
                 status: render.experiment_status(m.name, policy_name, plan.rows, summ["injections"],
                                                  time.perf_counter() - started, len(shown), plan.notices),
                 cards: render.experiment_cards(summ),
-                heatmap: plots.injection_heatmap(exp.heatmap_data(records, m.pipe.step_answers), plan.policy),
-                rates: plots.rate_bars(exp.rates_data(summ)),
+                heatmap: plot(plots.injection_heatmap(exp.heatmap_data(records, m.pipe.step_answers), plan.policy)),
+                rates: plot(plots.rate_bars(exp.rates_data(summ))),
                 table: shown,
                 download: str(out),
             }

@@ -12,7 +12,7 @@ from .about import card_markdown
 from .files import read_batch_file, upload_path
 from .inputs import (DEFAULT_THRESHOLD, MAX_ROWS, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text,
                      monitor_threshold)
-from .events import BAD_INPUT, warn
+from .events import BAD_INPUT, plot, warn
 from .experiment_tab import experiment_tab
 from .rows import predict_rows
 from .serving import (CONCURRENCY, Model, configured_checkpoints, load_examples, load_models,
@@ -135,8 +135,8 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
                 gr.Warning(render.toast(n))
             scope = m.pipe.config.get("out_of_scope")  # the checkpoint's out-of-scope fit, if it has one
             return {status: render.status_md(notices=notices), step_md: render.step_section(pred, thr, scope),
-                    step_plot: plots.step_figure(pred), answer_md: render.answer_section(pred),
-                    answer_plot: plots.answer_figure(pred), step_in: gr.Dropdown(choices=pred.steps, value=pred.step),
+                    step_plot: plot(plots.step_figure(pred)), answer_md: render.answer_section(pred),
+                    answer_plot: plot(plots.answer_figure(pred)), step_in: gr.Dropdown(choices=pred.steps, value=pred.step),
                     raw: render.summary(name, pred, thr, notices, scope)}
 
         ask_outputs = [status, step_md, step_plot, answer_md, answer_plot, step_in, raw]
@@ -155,7 +155,7 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
             except BAD_INPUT as err:
                 return {inject_status: warn(err), compare_md: "", compare_plot: None, inject_raw: None}
             return {inject_status: render.status_md(notices=notices), compare_md: render.comparison_md(base, mine),
-                    compare_plot: plots.comparison_figure(base, mine),
+                    compare_plot: plot(plots.comparison_figure(base, mine)),
                     inject_raw: render.injection_summary(name, base, mine, notices)}
 
         inject_btn.click(inject, [model, text, step_in, threshold_in],
@@ -177,7 +177,7 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
                 sw = run_sweep(m.spec, text)
             except BAD_INPUT as err:
                 return {sweep_status: warn(err), sweep_plot: None, sweep_table: None}
-            return {sweep_status: render.status_md(notices=notices), sweep_plot: plots.sweep_figure(sw),
+            return {sweep_status: render.status_md(notices=notices), sweep_plot: plot(plots.sweep_figure(sw)),
                     sweep_table: render.sweep_table(sw)}
 
         sweep_btn.click(sweep, [model, text], [sweep_status, sweep_plot, sweep_table], api_name="sweep")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 
 from app_tiny import CLASSIFICATION, ROOT, build_tiny_checkpoint, tiny_checkpoints  # also puts the root on sys.path
@@ -312,11 +313,11 @@ def test_plots_cap_their_steps_and_escape_labels(monkeypatch):
     summ = exp.summary(records)
     rates = exp.rates_data(summ)
     assert rates["steps"] == [evil, "s2"] and rates["flip_rate"] == [0.5, 1.0] and rates["following_rate"] == [0.5, 0.0]
-    for fig in (plots.injection_heatmap(data, evil), plots.rate_bars(rates)):
+    for fig in (go.Figure(plots.injection_heatmap(data, evil)), go.Figure(plots.rate_bars(rates))):
         text = json.dumps(fig.to_plotly_json(), default=str, ensure_ascii=False)
         assert "<b>x</b>" not in text and "&lt;b&gt;x&lt;/b&gt;" in text
         assert "2 most injected of 3" in fig.layout.title.text
-    assert plots.injection_heatmap(exp.heatmap_data([], {}), "").layout.annotations  # a placeholder
+    assert go.Figure(plots.injection_heatmap(exp.heatmap_data([], {}), "")).layout.annotations  # a placeholder
 
 
 def test_cards_show_the_rates_and_accuracy_only_with_labels():
@@ -367,7 +368,8 @@ def test_the_event_runs_in_chunks_with_progress_and_writes_the_csv(demo, tmp_pat
     assert [round(f, 2) for f, _ in progress.calls] == [0.0, 0.5, 1.0]
     assert progress.calls[0][1] == "rows 1–2 of 4" and progress.calls[-1][1] == "done"
     assert "Step-following rate" in cards and "Accuracy under the injected steps" in cards
-    assert heatmap.data[0].type == "heatmap" and rates.data[0].orientation == "h"
+    heatmap, rates = json.loads(heatmap.plot), json.loads(rates.plot)
+    assert heatmap["data"][0]["type"] == "heatmap" and rates["data"][0]["orientation"] == "h"
     with open(download, newline="", encoding="utf-8") as f:
         got = list(csv.DictReader(f))
     assert [r["row"] for r in got] == ["1", "2", "3", "4"] and list(got[0]) == exp.COLUMNS

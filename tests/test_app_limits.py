@@ -12,6 +12,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import plotly.graph_objects as go
 import pytest
 
 from app_tiny import ROOT, tiny_checkpoints  # also puts the repository root on sys.path
@@ -257,6 +258,6 @@ def figure_texts(fig) -> list[str]:
     lambda: plots.placeholder(EVIL),
 ])
 def test_plot_labels_and_legends_are_escaped(make):
-    texts = "\n".join(figure_texts(make()))
+    texts = "\n".join(figure_texts(go.Figure(make())))
     assert "<b>x</b>" not in texts and "<script" not in texts
     assert "&lt;b&gt;x&lt;/b&gt;" in texts
