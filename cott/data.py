@@ -1,16 +1,20 @@
-"""Dataset loaders: CLINC150, WOS (Data.txt TSV and HiAGM JSON lines), TACRED-layout relations, generic JSON lines.
+"""Dataset loaders: CLINC150, WOS (Data.txt TSV and HiAGM JSON lines), TACRED-layout relations, generic JSON lines,
+CSV, Parquet or Hub datasets.
 
-Every loader returns a list of ``Example``; a malformed file raises ``DataError`` naming the file, the
-line and the problem.
+Every loader returns ``Examples``, Arrow rows memory-mapped from the datasets cache (``cott.examples``); a
+malformed file raises ``DataError`` naming the file, the line and the problem.
 """
 from __future__ import annotations
 
 import csv
 import json
 import random
-from dataclasses import dataclass, field
+import re
+from functools import partial
 from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
+from .examples import Example, Examples, collect
 from .relation_input import mark_spans
 
 SPLITS = ("train", "val", "test")
@@ -19,27 +23,27 @@ SPLITS = ("train", "val", "test")
 class DataError(ValueError):
     """A dataset file that cannot be read as the expected format."""
 
-    def __init__(self, path, problem: str, line: int | None = None):
-        where = f"{path}" + (f", line {line}" if line is not None else "")
+    def __init__(self, path, problem: str, line: int | None = None, unit: str = "line"):
+        where = f"{path}" + (f", {unit} {line}" if line is not None else "")
         super().__init__(f"{where}: {problem}")
 
 
-@dataclass
-class Example:
-    """One input: its text fields (``text``, and for relations ``subj``/``obj``), gold step and answer."""
-
-    fields: dict[str, str]
-    step: tuple[str, ...] | None
-    label: str | None
-    meta: dict = field(default_factory=dict)
-
-
-def sample(examples: list, n: int | None, seed: int = 0) -> list:
-    """A seeded random subset of ``n`` examples, in their original order (all of them when ``n`` is None or large)."""
+def sample(examples: Sequence, n: int | None, seed: int = 0) -> Sequence:
+    """A seeded random subset of ``n`` examples, in their original order (all of them when ``n`` is None or large),
+    of the same kind as ``examples`` (``Examples`` or a list)."""
     if not n or n >= len(examples):
         return examples
     keep = sorted(random.Random(seed).sample(range(len(examples)), n))
-    return [examples[i] for i in keep]
+    return examples[keep] if isinstance(examples, Examples) else [examples[i] for i in keep]
+
+
+def _cached(parse: Callable[..., Iterator[Example]], *files: Path, **options) -> Examples:
+    """The examples ``parse(*files, **options)`` yields, read from the cache unless a file or an option changed."""
+    for f in files:
+        if not f.is_file():
+            raise DataError(f, "file not found")
+    stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return collect(partial(parse, *files, **options), {"parse": parse.__qualname__, "files": stats, **options})
 
 
 def _split_name(split: str) -> str:
@@ -62,11 +66,7 @@ def _read_json(path: Path):
 
 def _read_jsonl(path: Path):
     """Yield (line number, object) for each non-blank line."""
-    try:
-        f = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    with f:
+    with open(path, encoding="utf-8") as f:
         try:
             for no, line in enumerate(f, 1):
                 if not line.strip():
@@ -91,27 +91,27 @@ def _need(obj: dict, key: str, kind, path, line):
 
 
 # ---- CLINC150 ---------------------------------------------------------------------------------
-def load_clinc150(path: str | Path, split: str) -> list[Example]:
+def load_clinc150(path: str | Path, split: str) -> Examples:
     """``path``: the folder with ``data_full.json`` and ``domains.json``, or a ``data_*.json`` beside ``domains.json``."""
     path = Path(path)
     data_file = path / "data_full.json" if path.is_dir() else path
-    domains_file = data_file.parent / "domains.json"
+    return _cached(_clinc150, data_file, data_file.parent / "domains.json", split=_split_name(split))
+
+
+def _clinc150(data_file: Path, domains_file: Path, split: str) -> Iterator[Example]:
     data, domains = _read_json(data_file), _read_json(domains_file)
     if not isinstance(domains, dict):
         raise DataError(domains_file, "expected an object mapping each domain to its intents")
     parent = {intent: domain for domain, intents in domains.items() for intent in intents}
-    key = _split_name(split)
-    if not isinstance(data, dict) or key not in data:
-        raise DataError(data_file, f"no {key!r} split (keys: {sorted(data) if isinstance(data, dict) else '-'})")
-    examples = []
-    for i, row in enumerate(data[key]):
+    if not isinstance(data, dict) or split not in data:
+        raise DataError(data_file, f"no {split!r} split (keys: {sorted(data) if isinstance(data, dict) else '-'})")
+    for i, row in enumerate(data[split]):
         if not (isinstance(row, list) and len(row) == 2 and all(isinstance(v, str) for v in row)):
-            raise DataError(data_file, f"{key}[{i}] should be [text, intent]")
+            raise DataError(data_file, f"{split}[{i}] should be [text, intent]")
         text, intent = row
         if intent not in parent:
-            raise DataError(data_file, f"{key}[{i}]: intent {intent!r} is not in {domains_file.name}")
-        examples.append(Example({"text": text}, (parent[intent],), intent))
-    return examples
+            raise DataError(data_file, f"{split}[{i}]: intent {intent!r} is not in {domains_file.name}")
+        yield Example({"text": text}, (parent[intent],), intent)
 
 
 def load_clinc150_out_of_scope(path: str | Path, split: str) -> list[str]:
@@ -125,7 +125,7 @@ def load_clinc150_out_of_scope(path: str | Path, split: str) -> list[str]:
 
 
 # ---- WOS ---------------------------------------------------------------------------------------
-def load_wos(path: str | Path, split: str, seed: int = 0) -> list[Example]:
+def load_wos(path: str | Path, split: str, seed: int = 0) -> Examples:
     """WOS in the HiAGM JSON-lines folder layout (``wos_{split}.json``) or the original ``Data.txt`` TSV.
 
     The TSV has no split: it is shuffled with ``seed`` and cut 64/16/20 into train/val/test.
@@ -133,29 +133,25 @@ def load_wos(path: str | Path, split: str, seed: int = 0) -> list[Example]:
     path = Path(path)
     _split_name(split)
     if path.is_dir():
-        return _load_wos_jsonl(path / f"wos_{split}.json")
+        return _cached(_wos_jsonl, path / f"wos_{split}.json")
     if path.suffix == ".json":
-        return _load_wos_jsonl(path)
-    return _load_wos_tsv(path, split, seed)
+        return _cached(_wos_jsonl, path)
+    return _cached(_wos_tsv, path, split=split, seed=seed)
 
 
-def _load_wos_jsonl(path: Path) -> list[Example]:
-    examples = []
+def _wos_jsonl(path: Path) -> Iterator[Example]:
     for no, obj in _read_jsonl(path):
         text = _need(obj, "doc_token", str, path, no)
         labels = _need(obj, "doc_label", list, path, no)
         if len(labels) != 2 or not all(isinstance(v, str) for v in labels):
             raise DataError(path, "doc_label should be [domain, area]", no)
-        examples.append(Example({"text": text}, (labels[0].strip(),), labels[1].strip()))
-    return examples
+        yield Example({"text": text}, (labels[0].strip(),), labels[1].strip())
 
 
-def _load_wos_tsv(path: Path, split: str, seed: int) -> list[Example]:
+def _wos_tsv(path: Path, split: str, seed: int) -> Iterator[Example]:
     try:
         with open(path, encoding="utf-8", newline="") as f:
             rows = list(csv.reader(f, delimiter="\t"))
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
     except UnicodeDecodeError as err:
         raise DataError(path, f"not UTF-8 text ({err.reason})") from None
     if not rows:
@@ -165,22 +161,22 @@ def _load_wos_tsv(path: Path, split: str, seed: int) -> list[Example]:
         if col not in header:
             raise DataError(path, f"header lacks column {col!r} (found {header})", 1)
     d, a, t = (header.index(c) for c in ("Domain", "area", "Abstract"))
-    examples = []
     for no, row in enumerate(rows[1:], 2):
         if len(row) != len(header):
             raise DataError(path, f"expected {len(header)} tab-separated columns, found {len(row)}", no)
-        examples.append(Example({"text": row[t].strip()}, (row[d].strip(),), row[a].strip()))
-    random.Random(seed).shuffle(examples)
-    n = len(examples)
+    order = list(range(1, len(rows)))  # the data rows, shuffled as the examples always were
+    random.Random(seed).shuffle(order)
+    n = len(order)
     cut = {"train": (0, int(0.64 * n)), "val": (int(0.64 * n), int(0.8 * n)), "test": (int(0.8 * n), n)}[split]
-    return examples[cut[0] : cut[1]]
+    for i in order[cut[0] : cut[1]]:
+        yield Example({"text": rows[i][t].strip()}, (rows[i][d].strip(),), rows[i][a].strip())
 
 
 # ---- TACRED layout -----------------------------------------------------------------------------
 _TACRED_FILES = {"train": ("train",), "val": ("valid", "dev", "val"), "test": ("test",)}
 
 
-def load_tacred(path: str | Path, split: str) -> list[Example]:
+def load_tacred(path: str | Path, split: str) -> Examples:
     """TACRED-layout relations (TACRED, TACREV, Re-TACRED, our CoNLL04): a ``.json`` list or ``.jsonl``.
 
     ``path`` is a file, or a folder holding ``{train,dev|valid,test}.json[l]``. The step is
@@ -193,14 +189,17 @@ def load_tacred(path: str | Path, split: str) -> list[Example]:
         if not found:
             raise DataError(path, f"no {split} file (looked for {', '.join(names)})")
         path = found[0]
+    return _cached(_tacred, path)
+
+
+def _tacred(path: Path) -> Iterator[Example]:
     if path.suffix == ".jsonl":
-        rows = list(_read_jsonl(path))
+        rows = _read_jsonl(path)
     else:
         data = _read_json(path)
         if not isinstance(data, list):
             raise DataError(path, "expected a JSON list of relation instances")
-        rows = [(i + 1, obj) for i, obj in enumerate(data)]  # "line" = item number in a JSON list
-    examples = []
+        rows = ((i + 1, obj) for i, obj in enumerate(data))  # "line" = item number in a JSON list
     for no, obj in rows:
         if not isinstance(obj, dict):
             raise DataError(path, "expected a JSON object", no)
@@ -212,8 +211,7 @@ def load_tacred(path: str | Path, split: str) -> list[Example]:
                 raise DataError(path, f"{side} span [{s}, {e}] is outside the {len(tokens)} tokens", no)
         types = (_need(obj, "subj_type", str, path, no), _need(obj, "obj_type", str, path, no))
         relation = _need(obj, "relation", str, path, no)
-        examples.append(relation_example(tokens, spans, types, relation, meta={"id": obj.get("id")}))
-    return examples
+        yield relation_example(tokens, spans, types, relation, meta={"id": obj.get("id")})
 
 
 def relation_example(tokens, spans, types=None, relation=None, meta=None) -> Example:
@@ -232,40 +230,62 @@ def relation_example(tokens, spans, types=None, relation=None, meta=None) -> Exa
 
 # ---- generic tables -----------------------------------------------------------------------------
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+COLUMNS = ("text", "step", "label")  # the generic task's columns
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "name" or "owner/name"
 
 
-def load_jsonl(path: str | Path, split: str) -> list[Example]:
+def load_jsonl(path: str | Path, split: str, columns: dict[str, str] | str | None = None) -> Examples:
     """Generic classification: ``{"text", "step", "label"}`` per row (``step`` a string, "a | b" or a list for
-    several slots) in JSON lines, CSV or Parquet (the last two read through ``datasets``).
+    several slots) in JSON lines, CSV or Parquet (the last two read through ``datasets``), or a Hugging Face Hub
+    dataset (``cott.hub``) when ``path`` is a string that names no local file or folder.
 
-    ``path`` is a file, or a folder with ``{train,val,test}`` + ``.jsonl``, ``.csv`` or ``.parquet``.
+    ``path`` is a file, or a folder with ``{train,val,test}`` + ``.jsonl``, ``.csv`` or ``.parquet``. ``columns``
+    maps our columns to the source's (``column_names``): ``{"text": "utterance"}`` or ``"text=utterance"``.
     """
+    names, split = column_names(columns), _split_name(split)
+    if is_hub_id(path):
+        from .hub import load_hub
+
+        return load_hub(path, split, names)
     path = Path(path)
     if path.is_dir():
-        found = [path / f"{_split_name(split)}{ext}" for ext in TABLE_SUFFIXES if (path / f"{split}{ext}").exists()]
+        found = [path / f"{split}{ext}" for ext in TABLE_SUFFIXES if (path / f"{split}{ext}").exists()]
         if not found:
             raise DataError(path, f"no {split} file (looked for {', '.join(split + e for e in TABLE_SUFFIXES)})")
         path = found[0]
     if path.suffix.lower() in (".csv", ".parquet"):
-        from .table import read_rows
+        from .table import file_examples
 
-        return [_table_example(path, row, no) for no, row in enumerate(read_rows(path), 1)]
-    examples = []
+        return _cached(file_examples, path, columns=names)
+    return _cached(_generic_jsonl, path, columns=names)
+
+
+def _generic_jsonl(path: Path, columns: dict[str, str]) -> Iterator[Example]:
     for no, obj in _read_jsonl(path):
-        text = _need(obj, "text", str, path, no)
-        label = _need(obj, "label", str, path, no)
-        step = _need(obj, "step", (str, list), path, no)
+        text = _need(obj, columns["text"], str, path, no)
+        label = _need(obj, columns["label"], str, path, no)
+        step = _need(obj, columns["step"], (str, list), path, no)
         step = (step,) if isinstance(step, str) else tuple(step)
         if not step or not all(isinstance(s, str) and s for s in step):
             raise DataError(path, "step should be a non-empty string or a list of them", no)
-        examples.append(Example({"text": text}, step, label))
-    return examples
+        yield Example({"text": text}, step, label)
 
 
-def _table_example(path: Path, row: dict, no: int) -> Example:
-    """A CSV / Parquet row as an Example; ``no`` counts data rows (a CSV's header is line 1, so row 1 is line 2)."""
-    line = no + 1 if path.suffix.lower() == ".csv" else no
-    for key in ("label", "step"):
-        if row.get(key) is None:
-            raise DataError(path, f"missing field {key!r}", line)
-    return Example({"text": row["text"]}, tuple(s.strip() for s in row["step"].split("|")), row["label"])
+def column_names(columns: dict[str, str] | str | None = None) -> dict[str, str]:
+    """Each generic column (``text``, ``step``, ``label``) -> its name in the source: ``columns``, a dict or
+    ``"text=utterance,label=intent"``, over the same names. Raises ValueError for another column or a bad pair."""
+    if isinstance(columns, str):
+        pairs = [part.split("=") for part in columns.split(",") if part.strip()]
+        if any(len(pair) != 2 or not all(s.strip() for s in pair) for pair in pairs):
+            raise ValueError(f"columns {columns!r}: expected ours=theirs pairs such as text=utterance,label=intent")
+        columns = {ours.strip(): theirs.strip() for ours, theirs in pairs}
+    unknown = sorted(set(columns or {}) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown column {', '.join(unknown)}: the generic task reads {', '.join(COLUMNS)}")
+    return dict(zip(COLUMNS, COLUMNS)) | dict(columns or {})
+
+
+def is_hub_id(path) -> bool:
+    """A string that names no local file or folder and reads as a Hub dataset id (``name`` or ``owner/name``)."""
+    return (isinstance(path, str) and not Path(path).exists() and bool(_HUB_ID.fullmatch(path))
+            and Path(path).suffix.lower() not in (*TABLE_SUFFIXES, ".json", ".tsv", ".txt"))

@@ -8,6 +8,7 @@ import os
 import sys
 
 from cott.checkpoint import command_line
+from cott.data import column_names
 from cott.evaluation import max_length_arg
 from cott.tasks import TASKS
 
@@ -20,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("data").add_argument
     a("--task", required=True, choices=list(TASKS), help="task declaration (template, label words, loader)")
     a("--data", required=True, help="dataset file or folder (see README: dataset formats)")
+    a("--columns", type=_columns, metavar="OURS=THEIRS,...",
+      help="jsonl task: the source's name of each column, e.g. text=utterance,step=domain,label=intent (a CSV, "
+           "Parquet or JSON-lines file, or a Hub dataset id given as --data)")
     a("--max-train-examples", type=int, help="train on a seeded random subset (quick runs)")
     a("--max-length", type=max_length_arg, default=128, help="tokens per prompt; only the text slot is cut")
 
@@ -88,6 +92,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _columns(spec: str) -> dict[str, str]:
+    try:
+        return column_names(spec)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def settings(argv: list[str]) -> argparse.Namespace:
     """The run's settings, final before it starts: the flags, the defaults that depend on other flags, what a
     continued checkpoint fixes (its backbone, verbalizers and warmed head) and the command, as recorded. A
@@ -96,6 +107,8 @@ def settings(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.lora_r and args.save_weights == "delta":
         p.error("--lora-r saves merged full weights; use --save-weights full")
+    if args.columns and args.task != "jsonl":
+        p.error("--columns names the generic jsonl task's columns; drop it or use --task jsonl")
     if args.init_from and (args.template or args.lora_r):
         p.error("--init-from keeps the checkpoint's template and weights; drop --template and --lora-r")
     if args.init_from:  # a differing explicit choice is refused

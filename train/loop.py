@@ -32,6 +32,7 @@ from cott.batching import TrainingBatcher, prompt_lengths
 from cott.counterfactual import step_answer_table, step_answers_of
 from cott.checkpoint import load_checkpoint, save_checkpoint, training_meta, update_config
 from cott.data import sample
+from cott.examples import TextsOf
 from cott.evaluation import evaluate, headline, known_examples, recorded, summary
 from cott.losses import LossConfig, cott_loss
 from cott.model import CoTTModel
@@ -66,18 +67,19 @@ def run(args) -> dict:
 
     # Data
     task = get_task(args.task)
-    train = sample(task.loader(args.data, "train"), args.max_train_examples, args.seed)
+    load = task_loader(task, args)
+    train = sample(load(args.data, "train"), args.max_train_examples, args.seed)  # Examples: rows read from disk
     steps, answers = label_sets(train)
 
     # Model
     model, parent = prepare_model(task, steps, answers, args)
-    val = sample(known_examples(model, task.loader(args.data, "val"), "val"), args.max_eval_examples, args.seed)
+    val = sample(known_examples(model, load(args.data, "val"), "val"), args.max_eval_examples, args.seed)
     logger.info("%s: %d train / %d val examples, %d steps, %d answers", task.name, len(train), len(val), len(steps),
                 len(answers))
     model.to(accelerator.device)
     resuming = args.resume and (state_dir / STATE_JSON).exists()  # train.cli.settings checked it is resumable
     if args.mlm_warmup_steps and args.method != "finetune" and not resuming:  # a resumed state holds the warmed head
-        mlm_warmup(model, [e.fields["text"] for e in train], args.mlm_warmup_steps, args.batch_size, args.head_lr,
+        mlm_warmup(model, TextsOf(train), args.mlm_warmup_steps, args.batch_size, args.head_lr,
                    args.max_length, args.seed, progress=main_process)
     meta = training_meta(task, args.method, answer_mode(args), args.model, args.max_length, vars(args),
                          hierarchy(train) if task.kind == HIERARCHY else None,
@@ -174,6 +176,11 @@ def run(args) -> dict:
     return result
 
 
+def task_loader(task, args):
+    """The task's loader, with the generic task's ``--columns``."""
+    return partial(task.loader, columns=args.columns) if args.columns else task.loader
+
+
 def prepare_model(task, steps: list[str], answers: list[str], args) -> tuple[CoTTModel, dict | None]:
     """A new model of ``--method``, or the ``--init-from`` checkpoint to continue (and its config), with frozen
     embeddings and LoRA adapters as asked."""
@@ -232,7 +239,7 @@ def batch_indices(n: int, per_epoch: int, total: int, start: int, lengths: list[
 def test_best(best_dir: Path, task, args) -> dict:
     """Evaluate the selected checkpoint, as reloaded from disk, on the test split: what is shipped is what is measured."""
     model, config = load_checkpoint(best_dir, "cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
-    loaded = task.loader(args.data, "test")
+    loaded = task_loader(task, args)(args.data, "test")
     test = known_examples(model, loaded, "test")
     dropped = len(loaded) - len(test)
     test = sample(test, args.max_test_examples)  # seed 0: every method meets the same test examples
