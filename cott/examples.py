@@ -59,11 +59,12 @@ class Examples(Sequence):
         return self.dataset.num_rows
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Examples(self.dataset.select(range(len(self))[index]))
+        rows = range(len(self))
+        if isinstance(index, slice):  # datasets refuses an empty range at the end: select an empty list
+            return Examples(self.dataset.select(rows[index] or []))
         if not hasattr(index, "__index__"):
-            return Examples(self.dataset.select([range(len(self))[i] for i in index]))
-        return _example(**self.dataset[range(len(self))[operator.index(index)]])
+            return Examples(self.dataset.select([rows[i] for i in index]))
+        return _example(**self.dataset[rows[operator.index(index)]])
 
     def __iter__(self) -> Iterator[Example]:
         for batch in self.dataset.iter(batch_size=1000):

@@ -32,6 +32,16 @@ def _built(tmp_path_factory, name: str, build) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def datasets_cache(tmp_path_factory):
+    """The loaders' Arrow rows (``cott.examples``) in a session folder, never the home datasets cache; the training
+    subprocesses that tests start inherit it."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf_datasets")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory) -> Path:
     """Generic JSON-lines dataset folder: train/val/test.jsonl."""

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from cott.data import DataError, load_clinc150, load_jsonl, load_tacred, load_wos
+from cott.data import DataError, Example, load_clinc150, load_jsonl, load_tacred, load_wos
+from cott.examples import Examples
 from helpers import needs_data
 
 
@@ -23,6 +24,8 @@ def test_generic_jsonl_errors_name_file_and_line(tmp_path):
         load_jsonl(f, "train")
     with pytest.raises(DataError, match="file not found"):
         load_jsonl(tmp_path / "missing.jsonl", "train")
+    f.write_text('{"text": "a cat", "step": "animal", "label": "cat"}\n')  # fixed: read, nothing left of the errors
+    assert [e.label for e in load_jsonl(f, "train")] == ["cat"]
 
 
 def test_generic_jsonl_multi_part_step(tmp_path):
@@ -82,21 +85,30 @@ def test_wos_tsv_split_and_errors(tmp_path):
         load_wos(f, "train")
 
 
+# The real datasets load as Examples (memory-mapped Arrow rows) holding what the list loaders held, in their order.
 def test_real_clinc150():
     path = needs_data("clinc150")
     test = load_clinc150(path, "test")
+    assert isinstance(test, Examples) and test.dataset.cache_files
     assert len(test) == 4500 and len({e.step for e in test}) == 10 and len({e.label for e in test}) == 150
+    assert test[0] == Example({"text": "how would you say fly in italian"}, ("travel",), "translate")
+    assert test[-1] == Example({"text": "why didn't my card work"}, ("credit_cards",), "card_declined")
 
 
 def test_real_conll04():
     path = needs_data("conll04", "derived_tacred_style")
     val = load_tacred(path, "val")
-    assert len(val) == 3260
+    assert isinstance(val, Examples) and len(val) == 3260
     assert {t for e in val for t in e.step} == {"Peop", "Loc", "Org", "Other"}
+    assert val[0].fields["marked"] == "@ John Wilkes Booth @ , who assassinated # President Lincoln # , was an actor ."
+    assert (val[0].step, val[0].label, val[0].meta) == (("Peop", "Peop"), "Kill", {"id": "conll04-valid-0-0-1"})
 
 
 def test_real_wos_both_layouts():
     raw = load_wos(needs_data("wos1k", "raw", "Data1k.txt"), "train")
     processed = load_wos(needs_data("wos1k", "processed_640_160_200"), "train")
-    assert len(processed) == 640 and len(raw) == 640
+    assert isinstance(raw, Examples) and len(processed) == 640 and len(raw) == 640
     assert len({e.step for e in raw}) == 7
+    assert [e.fields["text"][:20] for e in raw[:3]] == ["Study Objective: To ", "To raise the awarene", "BACKGROUND: 10-Deace"]
+    assert (raw[0].step, raw[0].label) == (("Psychology",), "Seasonal affective disorder")  # the seeded shuffle
+    assert (processed[0].step, processed[0].label) == (("Civil",), "Rainwater Harvesting")

@@ -4,16 +4,18 @@ import json
 import pandas as pd
 import pytest
 
+import cott.data
 from cott.data import DataError, load_jsonl
 from cott.table import read_rows
 from helpers import toy_examples, train_args
 from train.cli import main as train_main
 
 
-def _write(folder, fmt):
+def _write(folder, fmt, names=None):
+    """Toy train/val/test tables of ``fmt``, the columns renamed as ``names`` says (ours -> the file's)."""
     folder.mkdir()
     for split, n, seed in (("train", 64, 0), ("val", 16, 1), ("test", 16, 2)):
-        frame = pd.DataFrame(toy_examples(n, seed))
+        frame = pd.DataFrame(toy_examples(n, seed)).rename(columns=names or {})
         frame.to_csv(folder / f"{split}.csv", index=False) if fmt == "csv" else frame.to_parquet(folder / f"{split}.parquet")
     return folder
 
@@ -26,11 +28,17 @@ def test_a_table_loads_like_json_lines(tmp_path, fmt):
     assert [(e.fields["text"], e.step, e.label) for e in examples] == [(r["text"], (r["step"],), r["label"]) for r in expected]
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_train_from_a_table(tiny_bert, tmp_path, fmt):
-    folder = _write(tmp_path / fmt, fmt)
-    result = train_main(train_args(tiny_bert, folder, tmp_path / "run", "--epochs", "1", "--eval-test"))
-    assert result["test"]["examples"] == 16
+@pytest.mark.parametrize("fmt, names", [("csv", {"text": "sentence", "step": "kind", "label": "answer"}), ("parquet", None)])
+def test_train_from_a_table(tiny_bert, tmp_path, monkeypatch, fmt, names):
+    """Training reads every split as Examples memory-mapped from the cache; --columns names a table's columns."""
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    folder = _write(tmp_path / fmt, fmt, names)
+    loaded, collect = [], cott.data.collect
+    monkeypatch.setattr(cott.data, "collect", lambda *args: loaded.append(collect(*args)) or loaded[-1])
+    columns = ["--columns", ",".join(f"{k}={v}" for k, v in names.items())] if names else []
+    result = train_main(train_args(tiny_bert, folder, tmp_path / "run", "--epochs", "1", "--eval-test", *columns))
+    assert result["test"]["examples"] == 16 and [len(e) for e in loaded] == [64, 16, 16]
+    assert all(e.dataset.cache_files[0]["filename"].startswith(str(tmp_path / "hf")) for e in loaded)
     config = json.loads((tmp_path / "run" / "best" / "cott.json").read_text())
     assert config["step_answers"] == {"animal": ["cat", "dog", "horse"], "vehicle": ["bus", "car", "truck"]}
 
