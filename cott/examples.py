@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import operator
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -62,9 +62,9 @@ class Examples(Sequence):
         rows = range(len(self))
         if isinstance(index, slice):  # datasets refuses an empty range at the end: select an empty list
             return Examples(self.dataset.select(rows[index] or []))
-        if not hasattr(index, "__index__"):
+        if not isinstance(index, Integral):
             return Examples(self.dataset.select([rows[i] for i in index]))
-        return _example(**self.dataset[rows[operator.index(index)]])
+        return _example(**self.dataset[rows[index]])
 
     def __iter__(self) -> Iterator[Example]:
         for batch in self.dataset.iter(batch_size=1000):

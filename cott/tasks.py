@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from . import data
 
@@ -16,7 +16,7 @@ class Task:
     kind: str
     template: str  # CoTT template, with [C]
     prompt_template: str  # the single-step prompt-tuning baseline: no [C]
-    loader: Callable[[str, str], list]
+    loader: Callable[..., Sequence]  # (data, split) -> cott.examples.Examples
     finetune_template: str = "[T]"  # the fine-tuning baseline's input ([CLS] classifier, no mask)
     step_words: dict = field(default_factory=dict)  # label -> word(s); default: from the label name
     answer_words: dict = field(default_factory=dict)

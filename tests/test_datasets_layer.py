@@ -16,6 +16,7 @@ import cott.data
 from cott.data import DataError, Example, column_names, load_clinc150, load_jsonl, load_tacred, load_wos, sample
 from cott.examples import Examples, TextsOf, collect
 from helpers import ROOT, toy_examples
+from train.cli import settings
 
 
 @pytest.fixture(autouse=True)
@@ -158,6 +159,18 @@ def test_column_names():
     for bad in ("text", "text=a=b", "text=", "txt=a"):
         with pytest.raises(ValueError):
             column_names(bad)
+
+
+def test_the_columns_flag(tmp_path, capsys):
+    base = ["--data", "someone/intents", "--output-dir", str(tmp_path / "run")]
+    args = settings(["--task", "jsonl", *base, "--columns", "text=utterance,label=intent"])
+    assert args.columns == {"text": "utterance", "step": "step", "label": "intent"}
+    assert settings(["--task", "jsonl", *base]).columns is None
+    for task, columns, says in (("clinc150", "text=a", "--columns names the generic jsonl task's columns"),
+                                ("jsonl", "txt=a", "unknown column txt")):
+        with pytest.raises(SystemExit):
+            settings(["--task", task, *base, "--columns", columns])
+        assert says in capsys.readouterr().err
 
 
 def _fake_hub(monkeypatch, calls):

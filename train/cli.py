@@ -20,7 +20,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     a = p.add_argument_group("data").add_argument
     a("--task", required=True, choices=list(TASKS), help="task declaration (template, label words, loader)")
-    a("--data", required=True, help="dataset file or folder (see README: dataset formats)")
+    a("--data", required=True,
+      help="dataset file or folder (see README: dataset formats); for the jsonl task also a Hugging Face Hub dataset id")
     a("--columns", type=_columns, metavar="OURS=THEIRS,...",
       help="jsonl task: the source's name of each column, e.g. text=utterance,step=domain,label=intent (a CSV, "
            "Parquet or JSON-lines file, or a Hub dataset id given as --data)")
