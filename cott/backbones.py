@@ -6,6 +6,7 @@ import logging
 import os
 import re
 
+import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -164,8 +165,10 @@ def load_masked_lm(name: str, load_report: bool = True, **kwargs):
     """Load a masked LM from safetensors only. A backbone without an MLM head (MiniLM) gets a fresh head, and one
     line of ours says so instead of transformers' load report; other mismatches are warned about by name (see
     ``_report``). ``load_report=False``: a delta checkpoint is about to supply the missing weights; nothing is said
-    about them. ``output_loading_info=True`` returns ``(model, info)`` as transformers does."""
+    about them. ``output_loading_info=True`` returns ``(model, info)`` as transformers does. Weights load in float32
+    unless ``dtype`` says otherwise (transformers v5 would keep an fp16 checkpoint in fp16, beside fp32 heads)."""
     want_info = kwargs.pop("output_loading_info", False)
+    kwargs.setdefault("dtype", torch.float32)
     with _quiet_load():
         mlm, info = AutoModelForMaskedLM.from_pretrained(resolve(name), use_safetensors=True, output_loading_info=True,
                                                          **kwargs)

@@ -218,3 +218,18 @@ def test_with_hf_hub_offline_a_hub_id_loads_from_the_local_cache(monkeypatch, tm
 
     pipe = CoTTPipeline.from_pretrained("someone/cott-conll04", device="cpu")
     assert pipe.card()["task"] == CoTTPipeline.from_pretrained(str(shipped), device="cpu").card()["task"]
+
+
+def test_a_half_precision_backbone_loads_in_float32_and_trains_with_the_heads(tmp_path):
+    """transformers v5 keeps a checkpoint's own dtype by default; an fp16 backbone beside fp32 heads would fail in
+    training (Half vs Float) or train in half precision. Ours loads in float32 unless asked otherwise."""
+    import torch
+
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20)
+    BertModel(config).half().save_pretrained(tmp_path)
+    assert next(iter(load_file(tmp_path / "model.safetensors").values())).dtype == torch.float16
+    model = load_masked_lm(str(tmp_path))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    loss = model(input_ids=torch.tensor([[1, 5, 6, 2]]), labels=torch.tensor([[-100, 7, -100, -100]])).loss
+    loss.backward()  # runs in float32 end to end
+    assert {p.dtype for p in load_masked_lm(str(tmp_path), dtype=torch.bfloat16).parameters()} == {torch.bfloat16}
