@@ -124,21 +124,14 @@ def main():
           f"CoTT template {template!r}; {rows[(args['kinds'][0], 'cott')]['threads']} torch thread(s)")
     print("| measure | fine-tuning | CoTT | ratio (target) |\n|---|---|---|---|")
     unit = "MiB (GPU, max allocated)" if device == "cuda" else "MiB (process peak RSS)"
-    if "inference" in args["kinds"]:
-        ft, cott = rows[("inference", "finetune")], rows[("inference", "cott")]
-        print(f"| inference per input | {ft['seconds'] * 1e3:.2f} ms | {cott['seconds'] * 1e3:.2f} ms | "
-              f"{cott['seconds'] / ft['seconds']:.2f} (<= 2.2) |")
-        print(f"| inference per input, CPU time | {ft['cpu_seconds'] * 1e3:.2f} ms | {cott['cpu_seconds'] * 1e3:.2f} ms | "
-              f"{cott['cpu_seconds'] / ft['cpu_seconds']:.2f} (<= 2.2) |")
-        print(f"| peak memory, inference | {ft['peak_mib']} | {cott['peak_mib']} | {unit} |")
-    if "train" in args["kinds"]:
-        ft, cott = rows[("train", "finetune")], rows[("train", "cott")]
-        print(f"| training iteration | {ft['seconds']:.3f} s | {cott['seconds']:.3f} s | "
-              f"{cott['seconds'] / ft['seconds']:.2f} (<= 3.3) |")
-        print(f"| training iteration, CPU time | {ft['cpu_seconds']:.3f} s | {cott['cpu_seconds']:.3f} s | "
-              f"{cott['cpu_seconds'] / ft['cpu_seconds']:.2f} (<= 3.3) |")
-        print(f"| peak memory, training | {ft['peak_mib']} | {cott['peak_mib']} | {unit} |")
-
+    measures = {"inference": ("inference per input", 1e3, "ms", 2.2), "train": ("training iteration", 1, "s", 3.3)}
+    for kind in args["kinds"]:
+        ft, cott = rows[(kind, "finetune")], rows[(kind, "cott")]
+        name, scale, unit_of_time, target = measures[kind]
+        for key, what in (("seconds", ""), ("cpu_seconds", ", CPU time")):
+            print(f"| {name}{what} | {ft[key] * scale:.3f} {unit_of_time} | {cott[key] * scale:.3f} {unit_of_time} | "
+                  f"{cott[key] / ft[key]:.2f} (<= {target}) |")
+        print(f"| peak memory, {kind} | {ft['peak_mib']} | {cott['peak_mib']} | {unit} |")
 
 if __name__ == "__main__":
     main()
