@@ -137,7 +137,8 @@ class CoTTPipeline:
         return card
 
     # ---- inputs ---------------------------------------------------------------------------
-    def _fields(self, x) -> dict[str, str]:
+    def fields(self, x) -> dict[str, str]:
+        """One input's text fields as the model reads them; ValueError / TypeError for an input it refuses."""
         if isinstance(x, dict):
             if "token" in x:
                 return relation_example(x["token"], x).fields
@@ -186,7 +187,7 @@ class CoTTPipeline:
         out = []
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            fields = [self._fields(x) for x in chunk]
+            fields = [self.fields(x) for x in chunk]
             words = [self._step_words(s) if s is not None else None for s in steps[start : start + batch_size]]
             r = reason(self.model, fields, words if any(words) else None, self.max_length, top_k)
             out.extend(self._predictions(fields, words, r, constrained))
@@ -253,7 +254,7 @@ class CoTTPipeline:
         """p(y|x,I) for every known step, in batched Step II passes; one input or a list."""
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
-        fields = [self._fields(x) for x in items]
+        fields = [self.fields(x) for x in items]
         probs = sweep(self.model, fields, self.max_length, batch_size)
         first = reason(self.model, fields, None, self.max_length)
         out = [Sweep(f["text"], self.steps, self.labels, probs[i].tolist(), first["p_steps"][i].tolist()) for i, f in enumerate(fields)]
@@ -269,7 +270,7 @@ class CoTTPipeline:
         if constrained and not self.step_answers:
             raise ValueError("this checkpoint records no step-answer table to constrain the answer with")
         items = list(inputs)
-        fields = [self._fields(x) for x in items]
+        fields = [self.fields(x) for x in items]
         if policy == "fixed":
             steps = [[steps]] * len(items)
         elif policy == "given":

@@ -192,7 +192,7 @@ def _inputs(pipe, rows, path, notices) -> list:
             text, cut = text[:MAX_CHARS], cut + 1
         x = {"text": text, "subj": r["subj"], "obj": r["obj"]} if relation and r.get("subj") and r.get("obj") else text
         try:
-            pipe._fields(x)  # the pipeline's own check of an input (empty text, a relation's marks)
+            pipe.fields(x)  # the pipeline's own check of an input (empty text, a relation's marks)
         except (ValueError, TypeError) as err:
             raise InputError(f"{line_of(n, path).capitalize()}: {err}.") from None
         out.append(x)

@@ -67,6 +67,16 @@ def test_bad_inputs(pipe):
         pipe(42)
 
 
+def test_fields_checks_an_input_as_a_call_would(pipe):
+    """``pipe.fields``: the public check an app runs on a file's rows before a long job (the Experiment tab)."""
+    assert pipe.fields("a cat") == {"text": "a cat"} and pipe.fields({"text": "a cat", "x": 1}) == {"text": "a cat"}
+    for bad, error in (("   ", ValueError), ("a" * 200_000, ValueError), (42, TypeError), ({"subj": "a"}, ValueError)):
+        with pytest.raises(error):
+            pipe.fields(bad)
+        with pytest.raises(error):
+            pipe(bad)
+
+
 def test_top_k_marginal(pipe):
     pred = pipe("a big red bus", top_k=2)
     exact = [sum(p * q for p, q in zip(pred.p_steps, col)) for col in zip(*pipe.sweep("a big red bus").probs)]
