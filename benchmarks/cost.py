@@ -51,6 +51,10 @@ def _measure(kind: str, method: str, args: dict, queue) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     template = args["template"] if method == "cott" else None
     model = build_model(get_task("clinc150"), method, args["model"], steps, answers, template=template).to(device)
+    if args["quantize"] and kind == "inference":
+        from cott.quantization import quantize
+
+        quantize(model, args["quantize"])
     bs = args["batch_size"]
     batches = [examples[i : i + bs] for i in range(0, len(examples), bs)]
     if args["threads"]:
@@ -109,6 +113,7 @@ def main():
     p.add_argument("--train-iterations", "--train-steps", type=int, default=5, help="timed training iterations (median)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch's CPU threads (0: torch's default); with 1, CPU time is steady on a busy machine")
+    p.add_argument("--quantize", choices=("int8",), help="time inference with both encoders in dynamic int8 (CPU)")
     p.add_argument("--template", help="CoTT's template (default: the CLINC150 task's)")
     p.add_argument("--kinds", nargs="+", choices=("inference", "train"), default=["inference", "train"])
     args = vars(p.parse_args())
@@ -121,7 +126,8 @@ def main():
     device = rows[(args["kinds"][0], "cott")]["device"]
     template = args["template"] or get_task("clinc150").template
     print(f"\ndevice {device}; {args['n']} CLINC150 inputs, batch {args['batch_size']}, max length {args['max_length']}; "
-          f"CoTT template {template!r}; {rows[(args['kinds'][0], 'cott')]['threads']} torch thread(s)")
+          f"CoTT template {template!r}; {rows[(args['kinds'][0], 'cott')]['threads']} torch thread(s)"
+          + (f"; inference in {args['quantize']}" if args["quantize"] else ""))
     print("| measure | fine-tuning | CoTT | ratio (target) |\n|---|---|---|---|")
     unit = "MiB (GPU, max allocated)" if device == "cuda" else "MiB (process peak RSS)"
     measures = {"inference": ("inference per input", 1e3, "ms", 2.2), "train": ("training iteration", 1, "s", 3.3)}

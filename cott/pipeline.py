@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from . import counterfactual, monitor
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import relation_example
 from .inference import reason, sweep
+from .quantization import quantize as quantize_model
 from .relation_input import mark_mentions, parse_marked
 from .tasks import RELATION
 
@@ -80,14 +82,14 @@ class CoTTPipeline:
         self._phrases.update({" | ".join(model.step_phrase(s)).lower(): model.step_phrase(s) for s in self.step_labels})
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, device: str | None = None, **kwargs) -> "CoTTPipeline":
+    def from_pretrained(cls, path_or_id: str, device: str | None = None, quantize: str | None = None,
+                        **kwargs) -> "CoTTPipeline":
         """Load from a local checkpoint directory or a Hugging Face Hub repository id (``owner/name``, downloaded
         through huggingface_hub's cache; with ``HF_HUB_OFFLINE=1`` only the cache is read). A hub id that cannot be
-        had (no network, no such repository, not cached offline) raises ``CheckpointError`` saying so."""
+        had (no network, no such repository, not cached offline) raises ``CheckpointError`` saying so.
+        ``quantize="int8"``: the encoder in dynamic int8, CPU only (``cott.quantization``)."""
         path = Path(path_or_id).expanduser()
         if not path.exists() and "/" in path_or_id and not path_or_id.startswith((".", "/", "~")):
-            import os
-
             from huggingface_hub import errors, snapshot_download
 
             # HF_HUB_OFFLINE read now, not only when huggingface_hub was imported: then only its cache is read
@@ -105,7 +107,7 @@ class CoTTPipeline:
                                       f"not a local directory: {' '.join(str(err).split())}") from None
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, config = load_checkpoint(path, device)
-        return cls(model, config, **kwargs)
+        return cls(quantize_model(model, quantize) if quantize else model, config, **kwargs)
 
     @property
     def has_steps(self) -> bool:

@@ -56,6 +56,7 @@ BATCHING = _flag("COTT_BATCHING", "1")
 BATCH_MAX = max(1, int(os.environ.get("COTT_BATCH_MAX", "32")))  # texts per batch (a larger single request runs alone)
 BATCH_WAIT_MS = max(0.0, float(os.environ.get("COTT_BATCH_WAIT_MS", "5")))  # how long a batch waits to fill
 SWEEP_BATCH_MAX = max(1, int(os.environ.get("COTT_SWEEP_BATCH_MAX", "8")))  # texts per batched sweep (x every step)
+QUANTIZE = os.environ.get("COTT_QUANTIZE", "").strip() or None  # "int8": the encoder in dynamic int8, CPU only
 # Seconds asked of ZeroGPU per call: the slowest calls (a failed batch re-run one by one, a sweep of 8 texts x 16 steps)
 # take 1.5-2.3 s on the shared 2-core CPU, far less on a GPU slice, plus the first move of the weights.
 GPU_DURATION = int(os.environ.get("COTT_GPU_DURATION", "20"))
@@ -105,7 +106,7 @@ class Model:
 def load_pipeline(spec: str) -> CoTTPipeline:
     """Load a checkpoint once per process, on ``serving_device()``."""
     if spec not in _PIPELINES:
-        _PIPELINES[spec] = CoTTPipeline.from_pretrained(spec, device=serving_device())
+        _PIPELINES[spec] = CoTTPipeline.from_pretrained(spec, device=serving_device(), quantize=QUANTIZE)
     return _PIPELINES[spec]
 
 

@@ -12,6 +12,7 @@ from cott.counterfactual import step_answers_of
 from cott.checkpoint import command_line, load_checkpoint, update_config
 from cott.data import sample
 from cott.evaluation import evaluate, known_examples, max_length_arg, recorded, summary
+from cott.quantization import QUANTIZATIONS, quantize
 from cott.tasks import get_task
 
 
@@ -30,10 +31,13 @@ def main(argv=None):
                                     "the --record name, else the split and, with --max-examples, the slice size)")
     p.add_argument("--record", nargs="?", const="", default=None, metavar="NAME",
                    help="also store the metrics in the checkpoint's cott.json, under NAME (default: the split)")
+    p.add_argument("--quantize", choices=QUANTIZATIONS, help="the encoder in dynamic int8 (CPU), as COTT_QUANTIZE serves it")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = "cuda" if torch.cuda.is_available() and not args.quantize else "cpu"
     model, config = load_checkpoint(args.checkpoint, device)
+    if args.quantize:
+        quantize(model, args.quantize)
     task = get_task(args.task or config["task"])
     loaded = task.loader(args.data, args.split)
     kept = known_examples(model, loaded, args.split)
@@ -45,13 +49,14 @@ def main(argv=None):
     result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), max_length,
                       args.batch_size, args.top_k, config.get("hierarchy"), step_answers=step_answers_of(config),
                       dropped=dropped)
-    result.update(split=args.split, data=str(args.data), device=device, max_length=max_length)
-    name = args.record or (f"{args.split}_{args.max_examples}" if args.max_examples else args.split)
+    result.update(split=args.split, data=str(args.data), device=device, max_length=max_length, quantize=args.quantize)
+    quantised = f"_{args.quantize}" if args.quantize else ""  # a quantised reading never clobbers the float one
+    name = args.record or (f"{args.split}_{args.max_examples}" if args.max_examples else args.split) + quantised
     out = Path(args.output or Path(args.checkpoint) / f"metrics_{name}.json")  # a slice never clobbers a full reading
     out.write_text(json.dumps(result, indent=2))
     if args.record is not None:
         reading = recorded(result) | {"command": command_line("train.evaluate", argv)}
-        update_config(args.checkpoint, metrics={args.record or args.split: reading})
+        update_config(args.checkpoint, metrics={args.record or args.split + quantised: reading})
     print(summary(result))
     return result
 
