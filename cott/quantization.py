@@ -2,11 +2,11 @@
 
 The encoder's linear layers keep int8 weights and quantise their activations per batch (PyTorch's fbgemm kernels);
 embeddings, the MLM head, the label words and the heads stay float32. On the shipped CLINC150 checkpoint it cut CPU
-time per input 2.5x and moved the full-test accuracy from 96.40% to 95.93-96.11% (results/README.md, "Cost,
+time per input 2.5x and moved the full-test accuracy from 96.40% to 95.93% (results/README.md, "Cost,
 measured"). Activations are quantised per batch, so a text's probabilities depend slightly on its batch-mates.
 It uses ``torch.ao.quantization.quantize_dynamic``, which PyTorch deprecates in favour of torchao; torchao's int8
-path, without ``torch.compile``, measured 15.6 ms per input against 17.5 in float (this one: 6.6), so the older
-kernel is kept while this torch has it.
+path without ``torch.compile`` was barely faster than float on this CPU, so the older kernel is kept while this
+torch has it.
 """
 from __future__ import annotations
 
