@@ -27,12 +27,14 @@ class TrainingBatcher:
     counterfactual rows are left out when the contrastive loss is off. The counterfactual step I* is
     drawn uniformly from the other known steps (``sampling="uniform"``) or from the model's own p(I|x)
     without the gold step (``sampling="model"``: the steps it confuses, read in a gradient-free Step I pass).
+    With ``step_answers`` (the step-answer table: step label -> answers) the batch also holds
+    ``counterfactual_allowed``, the answers each counterfactual step allows (for the step-following term).
     """
 
     SAMPLING = ("uniform", "model")
 
     def __init__(self, model, max_length: int = 128, step2: bool = True, counterfactual: bool = True,
-                 sampling: str = "uniform"):
+                 sampling: str = "uniform", step_answers: dict[str, list[str]] | None = None):
         if sampling not in self.SAMPLING:
             raise ValueError(f"counterfactual sampling must be one of {self.SAMPLING}, not {sampling!r}")
         self.model = model
@@ -43,6 +45,13 @@ class TrainingBatcher:
         self.steps = model.known_steps()
         if self.counterfactual and len(self.steps) < 2:
             raise ValueError("counterfactual steps need at least two known steps")
+        self.allowed = None
+        if step_answers is not None and self.counterfactual:
+            labels = model.answer.labels
+            self.allowed = torch.zeros(len(self.steps), len(labels), dtype=torch.bool)
+            for i, step in enumerate(self.steps):
+                for a in step_answers.get(" | ".join(step), ()):
+                    self.allowed[i, labels.index(a)] = True
 
     def _counterfactuals(self, examples, first, rng: random.Random, before: Sequence[Example] = ()) -> list[tuple[str, ...]]:
         """One counterfactual step I* != gold per example; the draws of ``before`` are made first and dropped."""
@@ -81,12 +90,14 @@ class TrainingBatcher:
             steps.append([m.step.index(s) for s in ex.step])
             if self.step2:
                 gold.append(tpl.encode(tok, ex.fields, m.step_phrase(ex.step), self.max_length, ids))
-        if self.counterfactual:
-            for ex, ids, other in zip(examples, text_ids, self._counterfactuals(examples, first, rng, before)):
-                cf.append(tpl.encode(tok, ex.fields, m.step_phrase(other), self.max_length, ids))
+        others = self._counterfactuals(examples, first, rng, before) if self.counterfactual else []
+        for ex, ids, other in zip(examples, text_ids, others):
+            cf.append(tpl.encode(tok, ex.fields, m.step_phrase(other), self.max_length, ids))
         batch = m.collate(first + gold + cf)
         device = batch["input_ids"].device
         batch["answer"] = torch.tensor(answers, dtype=torch.long, device=device)
         if steps:
             batch["step"] = torch.tensor(steps, dtype=torch.long, device=device)
+        if self.allowed is not None:
+            batch["counterfactual_allowed"] = self.allowed[[self.steps.index(tuple(s)) for s in others]].to(device)
         return batch

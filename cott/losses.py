@@ -1,4 +1,4 @@
-"""CoTT's training objective: L = L_I + L_y1 + L_y2 + λ L_cc."""
+"""CoTT's training objective: L = L_I + L_y1 + L_y2 + λ L_cc (+ μ L_follow, the step-following term)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,12 +32,36 @@ class LossConfig:
     contrastive_weight: float = 1.0  # λ; 0 switches the counterfactual contrastive loss off
     tau: float = 0.1  # τ, the temperature of the contrastive loss
     in_batch_negatives: bool = False
+    following_weight: float = 0.0  # μ; 0 switches the step-following term off
+    following_form: str = "set"  # "set" or "distill": see step_following_loss
+
+
+FOLLOWING_FORMS = ("set", "distill")
+
+
+def step_following_loss(logits: torch.Tensor, allowed: torch.Tensor, direct: torch.Tensor | None = None,
+                        form: str = "set") -> torch.Tensor:
+    """Ask the answer under a counterfactual step I* to lie within A(I*), the answers the step allows.
+
+    ``logits``: (N, Y) answer logits of the counterfactual Step II rows; ``allowed``: (N, Y) bool, A(I*).
+    ``set``: −log Σ_{y∈A(I*)} p(y|x,I*), the mass inside the step. ``distill``: cross-entropy against the
+    model's own direct p(y|x) (``direct`` logits, not back-propagated) renormalised over A(I*): the answer the
+    text would get within that step, so the answer moves to the nearest answer of the injected step.
+    """
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    if form == "set":
+        return -torch.logsumexp(log_p.masked_fill(~allowed, float("-inf")), dim=-1).mean()
+    if form == "distill":
+        target = F.softmax(direct.detach().float().masked_fill(~allowed, float("-inf")), dim=-1)
+        return -(target * log_p.masked_fill(~allowed, 0.0)).sum(-1).mean()
+    raise ValueError(f"following form must be one of {FOLLOWING_FORMS}, not {form!r}")
 
 
 def cott_loss(model, batch: dict, cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one training batch laid out as [Step I | Step II gold | Step II counterfactual] rows."""
     n = batch["answer"].size(0)
     contrastive = cfg.step2 and cfg.contrastive_weight > 0 and "step" in batch
+    following = cfg.step2 and "counterfactual_allowed" in batch
     out = model(batch["input_ids"], batch["attention_mask"], batch["answer_pos"], batch["step_pos"], project=contrastive)
     logits = out["answer_logits"]
     parts = {"L_y1": F.cross_entropy(logits[:n], batch["answer"])}
@@ -51,5 +75,8 @@ def cott_loss(model, batch: dict, cfg: LossConfig) -> tuple[torch.Tensor, dict[s
             parts["L_cc"] = cfg.contrastive_weight * counterfactual_contrastive_loss(
                 z[:n], z[n : 2 * n], z[2 * n : 3 * n], cfg.tau, cfg.in_batch_negatives
             )
+        if following:
+            parts["L_follow"] = cfg.following_weight * step_following_loss(
+                logits[2 * n : 3 * n], batch["counterfactual_allowed"], logits[:n], cfg.following_form)
     loss = sum(parts.values())
     return loss, {k: float(v.detach()) for k, v in parts.items()}

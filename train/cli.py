@@ -48,6 +48,14 @@ def parser() -> argparse.ArgumentParser:
     a("--in-batch-negatives", action="store_true", help="other examples' Step II states are negatives too")
     a("--counterfactual-sampling", choices=["uniform", "model"], default="uniform",
       help="draw the counterfactual step uniformly from the other steps, or from the model's own p(I|x) (hard)")
+    a("--step-following", type=float, default=0.0, metavar="MU",
+      help="μ, weight of the step-following term: the answer under the counterfactual step should lie within the "
+           "answers that step allows (the training data's step-answer table); 0 (default) is the paper's objective")
+    a("--step-following-form", choices=["set", "distill"], default="set",
+      help="set: -log of the answer mass inside the step; distill: cross-entropy against the model's own p(y|x) "
+           "renormalised over the step's answers")
+    a("--step-following-warmup", type=float, default=0.0, metavar="SHARE",
+      help="share of the iterations over which μ rises linearly from 0")
     a("--no-contrastive", action="store_true", help="ablation: no counterfactual contrastive loss")
     a("--no-rectification", action="store_true", help="ablation: answer with Step II only")
     a("--step1-only", action="store_true", help="ablation: no Step II at all; answer with p(y|x)")

@@ -93,7 +93,7 @@ def run(args) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     core = accelerator.unwrap_model(model)
-    loss_cfg, batcher = objective(core, args)
+    loss_cfg, batcher = objective(core, args, meta.get("step_answers"))
     progress = Progress()
     if resuming:
         progress = load_state(state_dir, core, optimizer, scheduler)
@@ -120,6 +120,7 @@ def run(args) -> dict:
         torch.manual_seed(args.seed * 1_000_003 + progress.iteration)
         batch = batcher([train[i] for i in mine], random.Random(args.seed * 1_000_003 + progress.iteration),
                         before=[train[i] for i in before])
+        loss_cfg.following_weight = following_weight(args, progress.iteration, total)
         with accelerator.autocast():
             loss, parts = cott_loss(model, batch, loss_cfg)
         if weight != 1.0:  # a share of a short batch: DDP's mean over processes is then the whole batch's mean
@@ -202,13 +203,25 @@ def prepare_model(task, steps: list[str], answers: list[str], args) -> tuple[CoT
     return model, parent
 
 
-def objective(model: CoTTModel, args) -> tuple[LossConfig, TrainingBatcher]:
-    """The loss of ``--method`` and its ablations, and the batcher that lays out the rows it reads."""
+def objective(model: CoTTModel, args, step_answers: dict[str, list[str]] | None = None
+              ) -> tuple[LossConfig, TrainingBatcher]:
+    """The loss of ``--method`` and its ablations, and the batcher that lays out the rows it reads (counterfactual
+    rows when the contrastive loss or the step-following term reads them; ``step_answers`` for the latter)."""
+    follow = args.step_following > 0
     loss_cfg = LossConfig(step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
-                          tau=args.tau, in_batch_negatives=args.in_batch_negatives)
-    batcher = TrainingBatcher(model, args.max_length, step2=loss_cfg.step2, counterfactual=loss_cfg.contrastive_weight > 0,
-                              sampling=args.counterfactual_sampling)
+                          tau=args.tau, in_batch_negatives=args.in_batch_negatives,
+                          following_form=args.step_following_form)
+    batcher = TrainingBatcher(model, args.max_length, step2=loss_cfg.step2,
+                              counterfactual=loss_cfg.contrastive_weight > 0 or follow,
+                              sampling=args.counterfactual_sampling, step_answers=step_answers if follow else None)
     return loss_cfg, batcher
+
+
+def following_weight(args, iteration: int, total: int) -> float:
+    """μ at ``iteration``: ``--step-following``, reached linearly over the first ``--step-following-warmup`` share
+    of the iterations (0: from the start)."""
+    ramp = args.step_following_warmup * total
+    return args.step_following * (min(1.0, iteration / ramp) if ramp > 0 else 1.0)
 
 
 def parameter_groups(model: CoTTModel, args) -> list[dict]:
