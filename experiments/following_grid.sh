@@ -5,6 +5,7 @@
 #   CLINC=../shared/data/clinc150 CONLL=../shared/data/conll04/derived_tacred_style RUNS=runs/following \
 #     RECORDS=runs/following/records JOBS=12 bash experiments/following_grid.sh
 #
+# ONLY=REGEX keeps the queue's lines ("TASK NAME SEED FLAGS") that match it.
 # Each run leaves RECORDS/NAME.json: experiments.following's record with the training run's metrics.json beside it.
 set -uo pipefail
 : "${CLINC:?}" "${CONLL:?}" "${RUNS:?}" "${RECORDS:?}" "${JOBS:=4}" "${SEEDS:=0 1 2}"
@@ -57,4 +58,4 @@ queue() {
     for v in "${VARIANTS_CLINC[@]:3}"; do item clinc150 "$v" "$seed"; done
   done
 }
-queue | xargs -P "$JOBS" -L 1 bash -c 'one "$@"' _
+queue | grep -E "${ONLY:-.}" | xargs -P "$JOBS" -L 1 bash -c 'one "$@"' _
