@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import time
@@ -134,14 +133,6 @@ def headline(result: dict, kind: str) -> float:
 def recorded(result: dict) -> dict:
     """``result`` as a checkpoint's ``cott.json`` stores it: without the per-threshold coverage curve."""
     return {k: v for k, v in result.items() if k != "coverage_curve"}
-
-
-def max_length_arg(value: str) -> int:
-    """argparse type of ``--max-length``: a positive number of tokens (0 must not fall back to a default)."""
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be a positive number of tokens")
-    return n
 
 
 def summary(result: dict) -> str:
