@@ -5,8 +5,8 @@ CoTT training-iteration time / fine-tuning iteration time (target <= 3.3), each 
 CPU time (steadier than wall time on a shared machine, with --threads 1), and peak memory of each.
 Each measurement runs in a fresh process so its peak memory is its own.
 
-    python benchmarks/cost.py --data ../shared/data/clinc150 --n 256 --batch-size 32
-    python benchmarks/cost.py --template "[T] [C] [A]" --kinds inference   # a shorter CoTT prompt (untrained:
+    python -m benchmarks.cost --data ../shared/data/clinc150 --n 256 --batch-size 32
+    python -m benchmarks.cost --template "[T] [C] [A]" --kinds inference   # a shorter CoTT prompt (untrained:
                                                                           # cost does not depend on the weights)
 """
 from __future__ import annotations
@@ -17,13 +17,9 @@ import multiprocessing as mp
 import random
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
-from cott.tasks import get_task  # noqa: E402
+from cott.tasks import get_task
 
 
 def sync(device: str) -> None:

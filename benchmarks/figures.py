@@ -2,22 +2,18 @@
 (``cott_demo.plots``, what the app sends) against the same figures through ``go.Figure`` validation and ``to_json``
 (what the app paid before the dicts).
 
-    python benchmarks/figures.py --checkpoint assets/clinc150 --repeats 200
+    python -m benchmarks.figures --checkpoint assets/clinc150 --repeats 200
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import plotly.graph_objects as go
 
-import plotly.graph_objects as go  # noqa: E402
-
-from cott import CoTTPipeline  # noqa: E402
-from cott_demo import plots  # noqa: E402
+from cott import CoTTPipeline
+from cott_demo import plots
 
 
 def cpu_ms(make, repeats: int) -> float:

@@ -4,7 +4,7 @@ Same model, same examples: one epoch's batches are drawn both ways (transformers
 plain random permutation), and the training iterations alternate between the two so machine noise hits both alike.
 Prints the padded tokens per iteration and the mean iteration time of each order, and their ratio.
 
-    python benchmarks/length_grouping.py --data ../shared/data/conll04/derived_tacred_style --iterations 8
+    python -m benchmarks.length_grouping --data ../shared/data/conll04/derived_tacred_style --iterations 8
 """
 from __future__ import annotations
 
@@ -12,11 +12,7 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 
 def main(argv=None) -> dict:

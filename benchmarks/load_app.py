@@ -1,12 +1,12 @@
 """Load benchmark for the demo (app.py, cott_demo/), not a test: N concurrent clients x M requests each.
 
-    python benchmarks/load_app.py                      # 20 clients x 5 requests on /predict
-    python benchmarks/load_app.py --clients 20 --requests 5 --api inject \
+    python -m benchmarks.load_app                      # 20 clients x 5 requests on /predict
+    python -m benchmarks.load_app --clients 20 --requests 5 --api inject \
         --checkpoints /tmp/cott_dev/clinc150,/tmp/cott_dev/conll04
-    python benchmarks/load_app.py --compare            # batched vs unbatched, side by side in one run
-    python benchmarks/load_app.py --compare --rounds 3 --clients 100 --requests 2
-    python benchmarks/load_app.py --compare --threads 1 # torch's intra-op threads in the app (OMP_NUM_THREADS)
-    python benchmarks/load_app.py --compare --client gradio  # gradio_client instead of plain HTTP
+    python -m benchmarks.load_app --compare            # batched vs unbatched, side by side in one run
+    python -m benchmarks.load_app --compare --rounds 3 --clients 100 --requests 2
+    python -m benchmarks.load_app --compare --threads 1 # torch's intra-op threads in the app (OMP_NUM_THREADS)
+    python -m benchmarks.load_app --compare --client gradio  # gradio_client instead of plain HTTP
 
 Launches the app on loopback (a free port) with the given checkpoints (default: COTT_CHECKPOINTS, else
 assets/clinc150 and assets/conll04), sends the requests from the example texts, and prints latency
@@ -34,12 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from benchmarks.load_clients import drive
+from cott_demo import serving
+from cott_demo.layout import LAUNCH_KWARGS, build_demo
 
-from cott_demo import serving  # noqa: E402
-from cott_demo.layout import LAUNCH_KWARGS, build_demo  # noqa: E402
-from load_clients import drive  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -186,11 +185,11 @@ def run_mode(args, batching: bool) -> dict:
     env = {**os.environ, "COTT_BATCHING": "1" if batching else "0", "PYTHONUNBUFFERED": "1"}
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve"]
+    cmd = [sys.executable, "-m", "benchmarks.load_app", "--serve"]
     if args.checkpoints:
         cmd += ["--checkpoints", args.checkpoints]
-    app = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True)
+    app = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
     try:
         ready = None
         for line in app.stdout:

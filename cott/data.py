@@ -14,18 +14,12 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .examples import Example, Examples, collect
+from .examples import DataError, Example, Examples, collect
+from .hub import load_hub
 from .relation_input import mark_spans
+from .table import file_examples
 
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """A dataset file that cannot be read as the expected format."""
-
-    def __init__(self, path, problem: str, line: int | None = None, unit: str = "line"):
-        where = f"{path}" + (f", {unit} {line}" if line is not None else "")
-        super().__init__(f"{where}: {problem}")
 
 
 def sample(examples: Sequence, n: int | None, seed: int = 0) -> Sequence:
@@ -230,7 +224,7 @@ def relation_example(tokens, spans, types=None, relation=None, meta=None) -> Exa
 
 # ---- generic tables -----------------------------------------------------------------------------
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
-COLUMNS = ("text", "step", "label")  # the generic task's columns
+GENERIC_COLUMNS = ("text", "step", "label")  # the generic task's columns (a table may hold more: cott.table)
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "name" or "owner/name"
 
 
@@ -244,8 +238,6 @@ def load_jsonl(path: str | Path, split: str, columns: dict[str, str] | str | Non
     """
     names, split = column_names(columns), _split_name(split)
     if is_hub_id(path):
-        from .hub import load_hub
-
         return load_hub(path, split, names)
     path = Path(path)
     if path.is_dir():
@@ -254,8 +246,6 @@ def load_jsonl(path: str | Path, split: str, columns: dict[str, str] | str | Non
             raise DataError(path, f"no {split} file (looked for {', '.join(split + e for e in TABLE_SUFFIXES)})")
         path = found[0]
     if path.suffix.lower() in (".csv", ".parquet"):
-        from .table import file_examples
-
         return _cached(file_examples, path, columns=names)
     return _cached(_generic_jsonl, path, columns=names)
 
@@ -279,10 +269,10 @@ def column_names(columns: dict[str, str] | str | None = None) -> dict[str, str]:
         if any(len(pair) != 2 or not all(s.strip() for s in pair) for pair in pairs):
             raise ValueError(f"columns {columns!r}: expected ours=theirs pairs such as text=utterance,label=intent")
         columns = {ours.strip(): theirs.strip() for ours, theirs in pairs}
-    unknown = sorted(set(columns or {}) - set(COLUMNS))
+    unknown = sorted(set(columns or {}) - set(GENERIC_COLUMNS))
     if unknown:
-        raise ValueError(f"unknown column {', '.join(unknown)}: the generic task reads {', '.join(COLUMNS)}")
-    return dict(zip(COLUMNS, COLUMNS)) | dict(columns or {})
+        raise ValueError(f"unknown column {', '.join(unknown)}: the generic task reads {', '.join(GENERIC_COLUMNS)}")
+    return dict(zip(GENERIC_COLUMNS, GENERIC_COLUMNS)) | dict(columns or {})
 
 
 def is_hub_id(path) -> bool:

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import time
@@ -33,7 +32,7 @@ def known_examples(model, examples, split: str):
 def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128, batch_size: int = 64,
              top_k: int = 3, hierarchy: dict | None = None, progress: bool = True,
              step_answers: dict | None = None, seed: int = 0, dropped: int = 0) -> dict:
-    """All metrics of METHOD.md for ``examples``; ``answer_mode`` names the mode the model answers with.
+    """All metrics of docs/METHOD.md for ``examples``; ``answer_mode`` names the mode the model answers with.
 
     Faithfulness: ``step_sensitivity`` is how often the final answer (in ``answer_mode``, the rectification
     weight kept at p(Î|x)) changes when the runner-up step replaces Î (needs ``top_k`` >= 2; None for a
@@ -134,14 +133,6 @@ def headline(result: dict, kind: str) -> float:
 def recorded(result: dict) -> dict:
     """``result`` as a checkpoint's ``cott.json`` stores it: without the per-threshold coverage curve."""
     return {k: v for k, v in result.items() if k != "coverage_curve"}
-
-
-def max_length_arg(value: str) -> int:
-    """argparse type of ``--max-length``: a positive number of tokens (0 must not fall back to a default)."""
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be a positive number of tokens")
-    return n
 
 
 def summary(result: dict) -> str:

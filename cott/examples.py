@@ -20,6 +20,14 @@ from typing import Callable, Iterable, Iterator
 _PARSERS = ("data.py", "examples.py", "hub.py", "relation_input.py", "table.py")
 
 
+class DataError(ValueError):
+    """A dataset file that cannot be read as the expected format (raised by every loader, ``cott.data`` and below)."""
+
+    def __init__(self, path, problem: str, line: int | None = None, unit: str = "line"):
+        where = f"{path}" + (f", {unit} {line}" if line is not None else "")
+        super().__init__(f"{where}: {problem}")
+
+
 @dataclass
 class Example:
     """One input: its text fields (``text``, and for relations ``subj``/``obj``), gold step and answer."""

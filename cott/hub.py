@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .data import DataError
-from .examples import Examples, cache_dir, collect, quiet
+from .examples import DataError, Examples, cache_dir, collect, quiet
 from .table import checked, table_examples
 
 HUB_SPLITS = {"train": ("train",), "val": ("validation", "val", "dev"), "test": ("test",)}

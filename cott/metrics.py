@@ -1,4 +1,4 @@
-"""Metrics of METHOD.md: accuracy and F1, TACRED-style relation F1, step accuracy, coverage, step sensitivity."""
+"""Metrics of docs/METHOD.md: accuracy and F1, TACRED-style relation F1, step accuracy, coverage, step sensitivity."""
 from __future__ import annotations
 
 from typing import Sequence

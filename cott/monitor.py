@@ -31,6 +31,8 @@ def signal_scores(p_rectified: torch.Tensor, p_answer: torch.Tensor, p_step_hat:
 def auroc(in_scope: Sequence[float], out_of_scope: Sequence[float]) -> float:
     """Area under the ROC curve of telling in-scope (higher scores) from out-of-scope inputs; ties count half."""
     a, b = np.asarray(in_scope, dtype=float), np.asarray(out_of_scope, dtype=float)
+    if not len(a) or not len(b):
+        raise ValueError(f"AUROC needs in-scope and out-of-scope scores; got {len(a)} and {len(b)}")
     ranks = _average_ranks(np.concatenate([a, b]))
     return float((ranks[: len(a)].sum() - len(a) * (len(a) + 1) / 2) / (len(a) * len(b)))
 
@@ -47,9 +49,13 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def threshold_at_retention(in_scope: Sequence[float], retention: float = 0.95) -> float:
-    """The score at or above which ``retention`` of the in-scope inputs lie (they are kept, the rest flagged)."""
+    """The score at or above which ``retention`` of the in-scope inputs lie (they are kept, the rest flagged): the
+    lowest floor((1 - retention) * N) scores fall below it (fewer where scores tie at it)."""
     a = np.sort(np.asarray(in_scope, dtype=float))
-    return float(a[int(np.floor((1 - retention) * len(a)))])
+    if not len(a) or not 0 < retention <= 1:
+        raise ValueError(f"needs in-scope scores and 0 < retention <= 1; got {len(a)} scores, retention {retention}")
+    # 1e-9: (1 - 0.9) * 10 is 0.9999999999999998 in floating point, which would flag none of 10 instead of one
+    return float(a[int(np.floor((1 - retention) * len(a) + 1e-9))])
 
 
 def recall_at(out_of_scope: Sequence[float], threshold: float) -> float:

@@ -16,7 +16,7 @@ from .quantization import quantize as quantize_model
 from .relation_input import mark_mentions, parse_marked
 from .tasks import RELATION
 
-MAX_CHARS = 100_000  # inputs beyond this are refused; the text slot is truncated to max_length anyway
+MAX_INPUT_CHARS = 100_000  # inputs beyond this are refused; the text slot is truncated to max_length anyway
 
 
 @dataclass
@@ -153,8 +153,8 @@ class CoTTPipeline:
             raise TypeError(f"an input is a string or a dict, not {type(x).__name__}")
         if not fields.get("text", "").strip():
             raise ValueError("the input text is empty")
-        if len(fields["text"]) > MAX_CHARS:
-            raise ValueError(f"the input text has {len(fields['text']):,} characters; the limit is {MAX_CHARS:,}")
+        if len(fields["text"]) > MAX_INPUT_CHARS:
+            raise ValueError(f"the input text has {len(fields['text']):,} characters; the limit is {MAX_INPUT_CHARS:,}")
         if self.kind == RELATION and not (fields.get("subj") and fields.get("obj")):
             raise ValueError("a relation input needs a subject and an object: mark them as [[subject]] and {{object}}")
         return fields

@@ -10,10 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .data import DataError
-from .examples import Example, quiet
+from .examples import DataError, Example, quiet
 
-COLUMNS = ("text", "step", "label", "subj", "obj")
+TABLE_COLUMNS = ("text", "step", "label", "subj", "obj")  # the columns read; others are ignored
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".ndjson": "json", ".json": "json", ".parquet": "parquet"}
 
 
@@ -64,12 +63,12 @@ def checked(table, where, columns: dict[str, str] | None = None):
 def rows(table, where, first: int = 1, unit: str = "line") -> Iterator[tuple[int, dict]]:
     """(number, row) for each row of a checked ``table``: a dict of every known column, the cells as text (a list
     joined by " | ", a class label by its name) or None; raises ``DataError`` for a row without text."""
-    cols = [c for c in COLUMNS if c in table.column_names]
+    cols = [c for c in TABLE_COLUMNS if c in table.column_names]
     names = [getattr(table.features[c], "names", None) for c in cols]  # a ClassLabel column holds indices
     number = first
     for batch in table.select_columns(cols).iter(batch_size=1000):
         for values in zip(*(batch[c] for c in cols)):
-            row = dict.fromkeys(COLUMNS) | {c: _cell(_named(v, n)) for c, v, n in zip(cols, values, names)}
+            row = dict.fromkeys(TABLE_COLUMNS) | {c: _cell(_named(v, n)) for c, v, n in zip(cols, values, names)}
             if row["text"] is None:
                 raise DataError(where, 'the "text" cell is empty', number, unit)
             yield number, row
@@ -118,16 +117,26 @@ def _load(path: Path, fmt: str, cache: str):
         raise DataError(path, f"could not be read as {fmt.upper()}: {type(cause).__name__}: {cause}"[:500]) from None
 
 
+def json_objects(content: str) -> list[dict]:
+    """The objects of a JSON array, a file's ``content``: the one JSON-array reader of uploaded tables, here and in
+    the demo's batch files (``cott_demo.files``), which word their own messages. Raises ``ValueError`` for text
+    that is not JSON and ``TypeError`` for JSON that is not an array of objects."""
+    data = json.loads(content)
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise TypeError("not an array of objects")
+    return data
+
+
 def _json_array(path: Path):
     import datasets
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+        data = json_objects(path.read_text(encoding="utf-8"))
+    except ValueError as err:  # UnicodeDecodeError is one too
         raise DataError(path, f"not valid JSON ({err})") from None
-    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
-        raise DataError(path, "a JSON file must be an array of objects, or one object per line")
-    cols = [c for c in COLUMNS if any(c in d for d in data)]
+    except TypeError:
+        raise DataError(path, "a JSON file must be an array of objects, or one object per line") from None
+    cols = [c for c in TABLE_COLUMNS if any(c in d for d in data)]
     return datasets.Dataset.from_dict({c: [d.get(c) for d in data] for c in cols})
 
 

@@ -28,7 +28,7 @@ from cott.table import read_rows
 
 from .inputs import MAX_CHARS, MAX_UPLOAD_BYTES, InputError
 
-MAX_ROWS = 2_000  # rows of one experiment
+EXPERIMENT_MAX_ROWS = 2_000  # rows of one experiment
 MAX_INJECTIONS = 20  # injected steps per row ("all" injects every known step)
 CHUNK = 128  # rows per call to the model (and per step of the progress bar)
 POLICY_CHOICES = [  # (what the user reads, the library's policy)
@@ -40,7 +40,7 @@ POLICY_CHOICES = [  # (what the user reads, the library's policy)
     ("Every known step", "all"),
 ]
 POLICY_NAMES = {value: text for text, value in POLICY_CHOICES}
-COLUMNS = ["row", "text", "model_step", "model_step_prob", "model_answer", "gold_step", "gold_label", "model_correct",
+RECORD_COLUMNS = ["row", "text", "model_step", "model_step_prob", "model_answer", "gold_step", "gold_label", "model_correct",
            "injected_step", "answer", "answer_prob", "changed", "follows", "correct"]
 MAX_PLOT_STEPS = 30  # rows of the heatmap and bars of the rates: the most injected steps
 MAX_PLOT_ANSWERS = 20  # heatmap columns when they are answers (no hierarchy): the most frequent ones
@@ -77,7 +77,7 @@ def read_file(path: str) -> list[dict]:
         raise InputError(f"The file is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB. "
                          "Split it.")
     try:
-        return read_rows(path, max_rows=MAX_ROWS)
+        return read_rows(path, max_rows=EXPERIMENT_MAX_ROWS)
     except DataError as err:  # the message names the upload's temporary path: show the file's name instead
         raise InputError(str(err).replace(str(path), name, 1)) from None
     except (UnicodeDecodeError, OSError) as err:
@@ -136,8 +136,8 @@ def make_plan(pipe, rows: list[dict], policy: str, step=None, seed=0, constraine
         raise InputError("The runner-up policy needs a model with at least two known steps.")
     if not rows:
         raise InputError("The file has no rows.")
-    if len(rows) > MAX_ROWS:
-        raise InputError(f"The file has {len(rows):,} rows; the limit is {MAX_ROWS:,}. Split it.")
+    if len(rows) > EXPERIMENT_MAX_ROWS:
+        raise InputError(f"The file has {len(rows):,} rows; the limit is {EXPERIMENT_MAX_ROWS:,}. Split it.")
     try:
         seed = int(seed or 0)
     except (TypeError, ValueError):

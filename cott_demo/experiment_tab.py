@@ -27,7 +27,7 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
             "accuracy) and an optional `step` column: under *the file's step column* it is the step injected into "
             "that row (every row needs one); under every other policy it is the row's **gold** step (*the gold "
             "step* injects it, every row needs one; *a random wrong step* never draws it). Steps are a known step's "
-            f"label or words. Up to {exp.MAX_ROWS:,} rows, {exp.MAX_INJECTIONS} injected steps per row and "
+            f"label or words. Up to {exp.EXPERIMENT_MAX_ROWS:,} rows, {exp.MAX_INJECTIONS} injected steps per row and "
             f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
         )
         with gr.Row(equal_height=False):
@@ -49,7 +49,7 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
         with gr.Row(equal_height=False):
             heatmap = gr.Plot(label="Injected step → answer", elem_id="experiment-heatmap", min_width=300)
             rates = gr.Plot(label="Rates per injected step", elem_id="experiment-rates", min_width=300)
-        table = gr.Dataframe(pd.DataFrame(columns=exp.COLUMNS), label="Per injection", interactive=False, wrap=True)
+        table = gr.Dataframe(pd.DataFrame(columns=exp.RECORD_COLUMNS), label="Per injection", interactive=False, wrap=True)
         download = gr.File(label="Download CSV (one row per injection)", interactive=False, elem_id="experiment-csv")
 
         def run(name, file, policy_value, step_value, seed_value, constrained_value, progress=gr.Progress()):

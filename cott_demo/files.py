@@ -1,4 +1,5 @@
-"""Reading uploaded batch files: the "text" values of a CSV, JSON-lines or JSON-array file (pure Python)."""
+"""Reading uploaded batch files: the "text" values of a CSV, JSON-lines or JSON-array file (no Gradio, no datasets;
+a JSON array is read by ``cott.table.json_objects``, as the Experiment tab's files are)."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +8,9 @@ import json
 import os
 from pathlib import Path
 
-from .inputs import MAX_ROWS, MAX_UPLOAD_BYTES, InputError
+from cott.table import json_objects
+
+from .inputs import BATCH_MAX_ROWS, MAX_UPLOAD_BYTES, InputError
 
 
 def upload_path(file) -> str:
@@ -34,24 +37,26 @@ def read_batch_file(path: str) -> list:
     suffix = Path(path).suffix.lower()
     head = content.lstrip()[:1]
     if head == "[" and suffix != ".csv":
-        texts = _json_array(content)
+        texts = _json_array_texts(content)
     elif suffix in (".jsonl", ".ndjson", ".json") or (suffix != ".csv" and head == "{"):
         texts = _json_lines(content)
     else:
         texts = _csv_texts(content)
     if not texts:
         raise InputError("The file has no rows.")
-    if len(texts) > MAX_ROWS:
-        raise InputError(f"The file has {len(texts):,} rows; the limit is {MAX_ROWS:,}. Split it.")
+    if len(texts) > BATCH_MAX_ROWS:
+        raise InputError(f"The file has {len(texts):,} rows; the limit is {BATCH_MAX_ROWS:,}. Split it.")
     return texts
 
 
-def _json_array(content: str) -> list:
+def _json_array_texts(content: str) -> list:
     try:
-        data = json.loads(content)
+        data = json_objects(content)
     except ValueError as err:
         raise InputError(f"The file is not valid JSON ({err}).") from None
-    if not all(isinstance(d, dict) and "text" in d for d in data):
+    except TypeError:
+        data = None
+    if data is None or not all("text" in d for d in data):
         raise InputError('Every item of the JSON array must be an object with a "text" field.')
     return [d["text"] for d in data]
 

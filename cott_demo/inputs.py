@@ -6,7 +6,7 @@ import os
 MAX_CHARS = 2_000  # longer texts are truncated, with a notice
 MAX_STEP_CHARS = 200
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-MAX_ROWS = 1_000
+BATCH_MAX_ROWS = 1_000  # rows of one Batch-tab file (an Experiment's: experiment.EXPERIMENT_MAX_ROWS)
 DEFAULT_THRESHOLD = float(os.environ.get("COTT_MONITOR_THRESHOLD", "0.5"))
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 from . import plots, render
 from .about import card_markdown
 from .files import read_batch_file, upload_path
-from .inputs import (DEFAULT_THRESHOLD, MAX_ROWS, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text,
+from .inputs import (BATCH_MAX_ROWS, DEFAULT_THRESHOLD, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text,
                      monitor_threshold)
 from .events import BAD_INPUT, plot, warn
 from .experiment_tab import experiment_tab
@@ -197,7 +197,7 @@ def batch_tab(models: dict[str, Model], model, threshold_in) -> None:
     with gr.Tab("Batch"):
         gr.Markdown(
             f'Upload a **CSV** with a `text` column or a **JSON-lines** file (`{{"text": "..."}}` per line), '
-            f"up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB and {MAX_ROWS:,} rows. Rows below the monitor "
+            f"up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB and {BATCH_MAX_ROWS:,} rows. Rows below the monitor "
             "threshold (step or answer) are flagged."
         )
         with gr.Row(equal_height=False):

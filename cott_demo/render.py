@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from .experiment import COLUMNS as EXPERIMENT_COLUMNS
+from .experiment import RECORD_COLUMNS as EXPERIMENT_COLUMNS
 from .inputs import MAX_CHARS
 
 TOP_LABELS = 6

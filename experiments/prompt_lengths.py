@@ -10,8 +10,8 @@ import json
 
 from cott.batching import prompt_lengths
 from cott.checkpoint import load_checkpoint
-from cott.evaluation import max_length_arg
 from cott.tasks import get_task
+from train.args import max_length_arg
 
 UNLIMITED = 1_000_000
 

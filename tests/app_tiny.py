@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the tests import app.py and cott/ from the repository root
-    sys.path.insert(0, str(ROOT))
+import torch
+from transformers import BertForMaskedLM, BertTokenizer
 
-import torch  # noqa: E402
-from transformers import BertForMaskedLM, BertTokenizer  # noqa: E402
-
-from cott import CoTTModel, Template, Verbalizer, save_checkpoint  # noqa: E402
-from helpers import build_tiny_bert  # noqa: E402
+from cott import CoTTModel, Template, Verbalizer, save_checkpoint
+from helpers import ROOT, build_tiny_bert
 
 WORDS = (
     "the domain is . intent : a an of to in for my what how is it and with at on please set timer "

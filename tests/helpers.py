@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 from pathlib import Path
 from typing import Iterable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the tests import cott/, train/ and app code from the repository root
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # pyproject.toml's pytest `pythonpath` puts it on sys.path
 DATA_DIR = Path(os.environ.get("COTT_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

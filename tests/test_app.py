@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app_tiny import CLASSIFICATION, ROOT, build_tiny_checkpoint, free_port, pick_checkpoints  # root on sys.path
+from app_tiny import CLASSIFICATION, ROOT, build_tiny_checkpoint, free_port, pick_checkpoints
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -162,11 +162,11 @@ def test_experiment(served, tmp_path):
         assert title in cards
     assert json.loads(heatmap["plot"])["data"][0]["type"] == "heatmap"
     assert json.loads(rates["plot"])["data"][0]["type"] == "bar"
-    assert table["headers"] == experiment.COLUMNS and len(table["data"]) == 3 * len(steps)
+    assert table["headers"] == experiment.RECORD_COLUMNS and len(table["data"]) == 3 * len(steps)
     assert Path(download).name.endswith("_all_experiment.csv")
     with open(download, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == experiment.COLUMNS and len(rows) == 3 * len(steps)
+    assert list(rows[0]) == experiment.RECORD_COLUMNS and len(rows) == 3 * len(steps)
     assert [r["row"] for r in rows] == [str(k) for k in (1, 2, 3) for _ in steps]
     assert [r["injected_step"] for r in rows[: len(steps)]] == [" | ".join(s) if isinstance(s, list) else s
                                                                  for s in steps]
@@ -282,7 +282,7 @@ def test_injected_step_with_wrong_parts(served):
     ("bad.jsonl", '{"text": "ok"}\n{oops\n', "Line 2 is not valid JSON"),
     ("nokey.jsonl", '{"sentence": "ok"}\n', 'no "text" field'),
     ("empty.csv", "", "empty"),
-    ("many.csv", "text\n" + "hello\n" * (inputs.MAX_ROWS + 1), "limit is 1,000"),
+    ("many.csv", "text\n" + "hello\n" * (inputs.BATCH_MAX_ROWS + 1), "limit is 1,000"),
     ("big.csv", "text\n" + ("x" * 1000 + "\n") * 2200, "MB"),
 ])
 def test_bad_uploads(served, tmp_path, name, content, expected):

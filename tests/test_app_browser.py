@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app_tiny import free_port, pick_checkpoints  # also puts the repository root on sys.path
+from app_tiny import free_port, pick_checkpoints
 
 # COTT_CHROMIUM, else the first Chromium on PATH (Debian names it chromium, Ubuntu chromium-browser).
 CHROMIUM = os.environ.get("COTT_CHROMIUM") or next(

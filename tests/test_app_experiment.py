@@ -11,7 +11,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from app_tiny import CLASSIFICATION, ROOT, build_tiny_checkpoint, tiny_checkpoints  # also puts the root on sys.path
+from app_tiny import CLASSIFICATION, ROOT, build_tiny_checkpoint, tiny_checkpoints
 
 from cott import CoTTPipeline
 from cott.checkpoint import update_config
@@ -81,12 +81,12 @@ ROWS = [{"text": "what is my balance", "step": "banking", "label": "balance"},
 # ---- the bounds, at and past each ----------------------------------------------------------------
 @pytest.mark.parametrize("extra", [0, 1])
 def test_row_limit(pipes, tmp_path, extra):
-    n = exp.MAX_ROWS + extra
+    n = exp.EXPERIMENT_MAX_ROWS + extra
     path = write(tmp_path, "rows.csv", "text\n" + "what is my balance\n" * n)
     if extra:
-        with pytest.raises(inputs.InputError, match=f"rows.csv: {n:,} rows; the limit is {exp.MAX_ROWS:,}"):
+        with pytest.raises(inputs.InputError, match=f"rows.csv: {n:,} rows; the limit is {exp.EXPERIMENT_MAX_ROWS:,}"):
             exp.read_file(path)
-        with pytest.raises(inputs.InputError, match=f"{n:,} rows; the limit is {exp.MAX_ROWS:,}"):
+        with pytest.raises(inputs.InputError, match=f"{n:,} rows; the limit is {exp.EXPERIMENT_MAX_ROWS:,}"):
             exp.make_plan(pipes["cls"], [{"text": "x"}] * n, "runner_up")
     else:
         assert plan_of(pipes["cls"], path).rows == n
@@ -241,7 +241,7 @@ def test_result_rows_are_the_pipelines_answers(pipes, tmp_path):
     pipe = pipes["cls"]
     plan = plan_of(pipe, csv_file(tmp_path, ROWS), "all")
     rows = exp.result_rows(exp.run(plan, runner_of(pipe)))
-    assert len(rows) == len(ROWS) * len(pipe.steps) and list(rows[0]) == exp.COLUMNS
+    assert len(rows) == len(ROWS) * len(pipe.steps) and list(rows[0]) == exp.RECORD_COLUMNS
     for row in rows:
         source = ROWS[row["row"] - 1]
         own, under = pipe(source["text"]), pipe(source["text"], step=row["injected_step"])
@@ -258,7 +258,7 @@ def test_result_rows_copy_each_injection():
                                injections=[Injection("x", True, "b", 0.25, True, False, False),
                                            Injection("y", True, "a", 0.75, False, True, True)])
     rows = exp.result_rows([rec])
-    assert [[r[c] for c in exp.COLUMNS] for r in rows] == [
+    assert [[r[c] for c in exp.RECORD_COLUMNS] for r in rows] == [
         [1, "t", "s", 0.5, "a", "g", "a", True, "x", "b", 0.25, True, False, False],
         [1, "t", "s", 0.5, "a", "g", "a", True, "y", "a", 0.75, False, True, True]]
 
@@ -268,7 +268,7 @@ def test_result_rows_keep_an_input_without_injections():
     (row,) = exp.result_rows([rec])
     assert row["row"] == 5 and "injected_step" not in row
     shown, full = render.experiment_frames([row])
-    assert list(full.columns) == exp.COLUMNS and full["injected_step"][0] == ""
+    assert list(full.columns) == exp.RECORD_COLUMNS and full["injected_step"][0] == ""
 
 
 def test_csv_cells_are_formula_guarded_and_text_is_shortened_only_on_screen():
@@ -372,7 +372,7 @@ def test_the_event_runs_in_chunks_with_progress_and_writes_the_csv(demo, tmp_pat
     assert heatmap["data"][0]["type"] == "heatmap" and rates["data"][0]["orientation"] == "h"
     with open(download, newline="", encoding="utf-8") as f:
         got = list(csv.DictReader(f))
-    assert [r["row"] for r in got] == ["1", "2", "3", "4"] and list(got[0]) == exp.COLUMNS
+    assert [r["row"] for r in got] == ["1", "2", "3", "4"] and list(got[0]) == exp.RECORD_COLUMNS
     assert [r["injected_step"] for r in got] == [r["step"] for r in rows] == [r["gold_step"] for r in got]
     assert got[3]["text"] == "'=1+1 what is the weather" and got[0]["follows"] in ("True", "False")
     assert len(table) == 4

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import plotly.graph_objects as go
 import pytest
 
-from app_tiny import ROOT, tiny_checkpoints  # also puts the repository root on sys.path
+from app_tiny import ROOT, tiny_checkpoints
 
 from cott import CoTTPipeline
 from cott.pipeline import Prediction
@@ -131,13 +131,13 @@ def test_downloaded_csv_neutralises_every_formula_prefix(demo, tmp_path):
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 @pytest.mark.parametrize("extra", [0, 1])
 def test_row_limit(tmp_path, fmt, extra):
-    n = inputs.MAX_ROWS + extra
+    n = inputs.BATCH_MAX_ROWS + extra
     path = tmp_path / f"rows.{fmt}"
     rows = [f"row {i}" for i in range(n)]
     body = "text\n" + "\n".join(rows) if fmt == "csv" else "\n".join(f'{{"text": "{r}"}}' for r in rows)
     path.write_text(body + "\n", encoding="utf-8")
     if extra:
-        with pytest.raises(inputs.InputError, match=f"{n:,} rows; the limit is {inputs.MAX_ROWS:,}"):
+        with pytest.raises(inputs.InputError, match=f"{n:,} rows; the limit is {inputs.BATCH_MAX_ROWS:,}"):
             files.read_batch_file(str(path))
     else:
         assert files.read_batch_file(str(path)) == rows

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app_tiny import ROOT, free_port, tiny_checkpoints  # also puts the repository root on sys.path
+from app_tiny import ROOT, free_port, tiny_checkpoints
 
 from cott import CoTTPipeline
 from cott.pipeline import Prediction, Sweep

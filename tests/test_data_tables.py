@@ -6,7 +6,7 @@ import pytest
 
 import cott.data
 from cott.data import DataError, load_jsonl
-from cott.table import read_rows
+from cott.table import json_objects, read_rows
 from helpers import toy_examples, train_args
 from train.cli import main as train_main
 
@@ -82,3 +82,36 @@ def test_read_rows_formats_and_limits(tmp_path):
     (tmp_path / "h.csv").write_text("text,step\na,b\n,c\n")
     with pytest.raises(DataError, match='h.csv, line 3: the "text" cell is empty'):
         read_rows(tmp_path / "h.csv")
+
+
+@pytest.mark.parametrize("content, texts, batch_error, rows_error", [
+    ('[{"text": "a", "label": "x"}, {"text": "b"}]', ["a", "b"], None, None),
+    ('[{"text": "a"}, {"text": ', None, "The file is not valid JSON", "not valid JSON"),
+    ('[{"text": "a"}, 7]', None, "Every item of the JSON array", "must be an array of objects"),
+    ('[{"text": "a"}, {"sentence": "b"}]', None, "Every item of the JSON array", 'the "text" cell is empty'),
+])
+def test_one_json_array_reader_for_both_upload_tabs(tmp_path, content, texts, batch_error, rows_error):
+    """cott.table.json_objects reads a JSON array for read_rows (the Experiment tab) and the Batch tab's files; each
+    words its own messages."""
+    from cott_demo.files import read_batch_file
+    from cott_demo.inputs import InputError
+
+    path = tmp_path / "up.json"
+    path.write_text(content, encoding="utf-8")
+    if texts is not None:
+        assert json_objects(content) == json.loads(content)
+        assert read_batch_file(str(path)) == texts
+        assert [r["text"] for r in read_rows(path)] == texts
+        return
+    with pytest.raises(InputError, match=batch_error):
+        read_batch_file(str(path))
+    with pytest.raises(DataError, match=rows_error):
+        read_rows(path)
+
+
+def test_json_objects_refuses_what_is_not_an_array_of_objects():
+    with pytest.raises(ValueError):
+        json_objects("[{")
+    for content in ('{"text": "a"}', "[1, 2]", '[{"text": "a"}, [1]]'):
+        with pytest.raises(TypeError):
+            json_objects(content)

@@ -1,4 +1,4 @@
-"""The metrics of METHOD.md on hand-made cases where each plausible mistake gives another number."""
+"""The metrics of docs/METHOD.md on hand-made cases where each plausible mistake gives another number."""
 import pytest
 
 from cott.metrics import (accuracy_at_coverage, classification_scores, coverage_curve, inconsistency_rate,

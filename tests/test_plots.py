@@ -11,8 +11,6 @@ import json
 import plotly.graph_objects as go
 import pytest
 
-from app_tiny import ROOT  # noqa: F401  (puts the repository root on sys.path)
-
 from cott.pipeline import Prediction, Sweep
 from cott_demo import plots
 from cott_demo.events import plot

@@ -9,9 +9,9 @@ import sys
 
 from cott.checkpoint import command_line
 from cott.data import column_names
-from cott.evaluation import max_length_arg
 from cott.tasks import TASKS
 
+from .args import max_length_arg
 from .build import METHODS, continued_settings
 from .state import STATE_JSON, check_resumable, run_settings, state_folder
 

@@ -11,9 +11,11 @@ import torch
 from cott.counterfactual import step_answers_of
 from cott.checkpoint import command_line, load_checkpoint, update_config
 from cott.data import sample
-from cott.evaluation import evaluate, known_examples, max_length_arg, recorded, summary
+from cott.evaluation import evaluate, known_examples, recorded, summary
 from cott.quantization import QUANTIZATIONS, quantize
 from cott.tasks import get_task
+
+from .args import max_length_arg
 
 
 def main(argv=None):
