@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cott.batching import TrainingBatcher
-from cott.losses import LossConfig, cott_loss, counterfactual_contrastive_loss
+from cott.losses import LossConfig, cott_loss, counterfactual_contrastive_loss, step_following_loss
 from helpers import toy_model
 
 # Hand-written projections of two examples: not unit length, so the loss must normalise them.
@@ -219,3 +219,77 @@ def test_step1_only_and_single_step_models_have_only_their_parts(tiny_bert, toy_
     batch = TrainingBatcher(prompt, 48)(examples[:N], random.Random(0))
     loss, parts = cott_loss(prompt, batch, LossConfig())
     assert set(parts) == {"L_y1"} and loss.item() == pytest.approx(parts["L_y1"], rel=1e-6)
+
+
+# The step-following term: the answer under a counterfactual step should lie within the answers that step allows.
+@pytest.fixture
+def toy(tiny_bert, toy_data):
+    model, examples = toy_model(tiny_bert, toy_data)
+    model.eval()  # no dropout: the same batch gives the same numbers twice
+    return model, examples
+
+
+LOGITS = torch.tensor([[2.0, 0.0, -1.0, 1.0], [0.0, 3.0, 1.0, -2.0]])
+ALLOWED = torch.tensor([[False, True, True, False], [True, False, False, True]])
+
+
+def test_following_set_form_is_minus_log_the_mass_inside_the_step():
+    p = LOGITS.softmax(-1)
+    want = -(torch.log(p[0, 1] + p[0, 2]) + torch.log(p[1, 0] + p[1, 3])) / 2
+    assert step_following_loss(LOGITS, ALLOWED).item() == pytest.approx(want.item(), rel=1e-6)
+    inside = torch.where(ALLOWED, torch.tensor(9.0), torch.tensor(-9.0))  # all mass inside: no loss left
+    assert step_following_loss(inside, ALLOWED).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_following_distill_form_targets_the_direct_answer_within_the_step_and_leaves_it_alone():
+    direct = torch.tensor([[0.0, 1.0, 3.0, 5.0], [2.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    logits = LOGITS.clone().requires_grad_(True)
+    target = torch.zeros(2, 4)
+    target[0, 1:3] = torch.tensor([1.0, 3.0]).softmax(-1)  # p(y|x) renormalised over A(I*) = {1, 2}
+    target[1, [0, 3]] = torch.tensor([2.0, 0.0]).softmax(-1)
+    want = -(target * logits.detach().log_softmax(-1)).sum(-1).mean()
+    loss = step_following_loss(logits, ALLOWED, direct, form="distill")
+    assert loss.item() == pytest.approx(want.item(), rel=1e-6)
+    loss.backward()
+    assert direct.grad is None and logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="form"):
+        step_following_loss(LOGITS, ALLOWED, form="margin")
+
+
+def test_following_term_in_the_full_loss_reads_the_counterfactual_rows(toy):
+    model, examples = toy
+    table = {}
+    for e in examples:
+        table.setdefault(e.step[0], set()).add(e.label)
+    table = {s: sorted(a) for s, a in table.items()}
+    batch = TrainingBatcher(model, 48, step_answers=table)(examples[:6], random.Random(0))
+    allowed = batch["counterfactual_allowed"]
+    words = {model.step_phrase((s,))[0]: s for s in model.step.labels}
+    text = lambda row: model.tokenizer.decode(batch["input_ids"][row])  # noqa: E731
+    for i in range(6):  # each row allows exactly the answers of the step written into its counterfactual row
+        step = next(s for w, s in words.items() if f"is {w}" in text(12 + i))
+        assert [model.answer.labels[j] for j in allowed[i].nonzero().flatten().tolist()] == table[step]
+    torch.manual_seed(0)
+    off = cott_loss(model, batch, LossConfig())[1]
+    torch.manual_seed(0)
+    on = cott_loss(model, batch, LossConfig(following_weight=2.0))[1]
+    out = model(batch["input_ids"], batch["attention_mask"], batch["answer_pos"], batch["step_pos"])
+    assert on["L_follow"] == pytest.approx(2.0 * step_following_loss(out["answer_logits"][12:], allowed).item(), rel=1e-4)
+    assert off["L_follow"] == 0.0 and "L_follow" not in cott_loss(model, {k: v for k, v in batch.items()
+                                                                          if k != "counterfactual_allowed"}, LossConfig())[1]
+    assert "counterfactual_allowed" not in TrainingBatcher(model, 48)(examples[:6], random.Random(0))
+
+
+def test_following_flags_reach_the_objective_and_its_schedule(toy):
+    from train.cli import parser
+    from train.loop import following_weight, objective
+
+    model, _ = toy
+    args = parser().parse_args(["--task", "jsonl", "--data", "x", "--no-contrastive", "--step-following", "0.5",
+                                "--step-following-form", "distill", "--step-following-warmup", "0.25"])
+    cfg, batcher = objective(model, args, {"animal": ["cat"]})
+    assert cfg.contrastive_weight == 0 and cfg.following_form == "distill"
+    assert batcher.counterfactual and batcher.allowed is not None  # the term alone still needs counterfactual rows
+    assert [following_weight(args, i, 100) for i in (0, 5, 25, 80)] == [0.0, 0.1, 0.5, 0.5]
+    plain = parser().parse_args(["--task", "jsonl", "--data", "x"])
+    assert following_weight(plain, 50, 100) == 0.0 and objective(model, plain, {"animal": ["cat"]})[1].allowed is None
