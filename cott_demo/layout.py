@@ -13,6 +13,7 @@ from .files import read_batch_file, upload_path
 from .inputs import (BATCH_MAX_ROWS, DEFAULT_THRESHOLD, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text,
                      monitor_threshold)
 from .events import BAD_INPUT, plot, warn
+from .compare_tab import compare_tab
 from .experiment_tab import experiment_tab
 from .rows import predict_rows
 from .serving import (CONCURRENCY, Model, configured_checkpoints, load_examples, load_models,
@@ -54,6 +55,7 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
             ask = ask_tab(models, example_texts, model, threshold_in, init)
             batch_tab(models, model, threshold_in)
             experiment_tab(models, model, init)
+            compare_tab(models)
             about = about_tab(init)
 
         def model_info(name):

@@ -41,7 +41,7 @@ from .inputs import InputError
 logger = logging.getLogger("cott.app")
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINTS = [str(ROOT / "assets" / "clinc150"), str(ROOT / "assets" / "conll04")]
+DEFAULT_CHECKPOINTS = [str(ROOT / "assets" / name) for name in ("clinc150", "clinc150-following", "conll04")]
 EXAMPLES_FILE = ROOT / "assets" / "examples.json"
 BATCH_SIZE = 32  # texts per forward inside the pipeline, and rows per chunk of a batch file
 

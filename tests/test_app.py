@@ -318,7 +318,7 @@ def test_model_info_and_examples(served):
 
 def test_default_checkpoints_and_env(monkeypatch):
     monkeypatch.delenv("COTT_CHECKPOINTS", raising=False)
-    assert serving.configured_checkpoints() == [str(ROOT / "assets" / "clinc150"), str(ROOT / "assets" / "conll04")]
+    assert serving.configured_checkpoints() == [str(ROOT / "assets" / n) for n in ("clinc150", "clinc150-following", "conll04")]
     monkeypatch.setenv("COTT_CHECKPOINTS", " a/b , ./c ,")
     assert serving.configured_checkpoints() == ["a/b", "./c"]
 
