@@ -21,6 +21,7 @@ ORDER = ["finetune", "prompt", "cott", "cott w/o rectification", "cott w/o L_cc"
          "cott + MLM warm-up + soft verbalizer Step I only"]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 NOTE = "<!-- made by python -m experiments.report from results/results.jsonl; do not edit by hand -->"
+BASE_COTT = "cott + MLM warm-up + soft verbalizer"  # today's CoTT, against which step-following variants are read
 NA = "n/a"  # a reading the model does not have (a Step I only model never trained Step II)
 
 
@@ -99,8 +100,8 @@ def table(records) -> str:
     groups = _groups(records)
     lines = ["| task | budget | method | seeds | test score, answer mode (mean ± sd) | direct p(y\\|x) | "
              "Step II p(y\\|x,Î) | step acc. | acc. @90% cov. | acc. @80% cov. | step sensitivity, answer | "
-             "step sensitivity, Step II | wall s / run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "step sensitivity, Step II | follows a random wrong step | wall s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task, budget in sorted({(t, b) for t, b, _ in groups}):
         for config in _ordered(c for t, b, c in groups if (t, b) == (task, budget)):
             items = groups[(task, budget, config)]
@@ -123,7 +124,8 @@ def table(records) -> str:
             wall = (f"{statistics.mean(walls):.0f}" if walls else "–") + (" †" if len(walls) < len(items) else "")
             lines.append(f"| {task} | {budget} | {config} | {len(items)} | {_cell([x['answer'] for x in reads])} | "
                          f"{direct} | {step2} | {opt('step_accuracy')} | {opt('accuracy_at_coverage', '0.90')} | "
-                         f"{opt('accuracy_at_coverage', '0.80')} | {sens('answer')} | {sens('step2')} | {wall} |")
+                         f"{opt('accuracy_at_coverage', '0.80')} | {sens('answer')} | {sens('step2')} | "
+                         f"{opt('following_rate')} | {wall} |")
     if any(r.get("wall_seconds") is None for r in records):
         lines.append("\n† mean over the runs with a known wall time: a run interrupted and resumed "
                      "(`resumed_at_step` in the results file) is left out of it.")
@@ -143,6 +145,77 @@ def direct_vs_answer(records) -> str:
         below += round(100 * direct, 1) < round(100 * answer, 1)
     return (f"In {above} of the {rows} rows of two-step CoTT models the same models' direct p(y|x) scores above "
             f"their answer (rectified), in {below} below, in {rows - above - below} the same (to 0.1).")
+
+
+FOLLOWING_COLUMNS = [  # (header, path into a record's test reading); scores under the task's key
+    ("answer", ("answer", None)), ("direct p(y\\|x)", ("direct", None)), ("Step II", ("step2", None)),
+    ("gold-step oracle", ("oracle", "gold_step_injected")),
+    ("follows random wrong", ("random_wrong", "following_rate")), ("flips, random wrong", ("random_wrong", "flip_rate")),
+    ("follows runner-up", ("runner_up", "following_rate")), ("flips, runner-up", ("runner_up", "flip_rate")),
+    ("step sensitivity", ("step_sensitivity", "")), ("acc. @90% cov.", ("accuracy_at_coverage", "0.90")),
+    ("out-of-scope AUROC", ("out_of_scope", "test_auroc")),
+    ("random wrong → no_relation", ("random_wrong", "negative_rate")),
+    ("follows random wrong, not no_relation", ("random_wrong", "following_rate_without_negative")),
+]
+
+
+def _following_value(r, path):
+    test = r["test"]
+    if path[1] is None:  # an answer mode's score
+        return test[path[0]][_key(r)] if path[0] in test else None
+    if path[0] == "oracle":
+        return test["oracle"][path[1]]
+    value = test.get(path[0])
+    return value if not path[1] or value is None else value.get(path[1])
+
+
+def following_table(records) -> str:
+    """Runs read by experiments.following (injections under a random wrong and the runner-up step), per task, budget
+    and method, mean ± sd over seeds; columns a task never has are left out."""
+    runs = [r for r in records if "random_wrong" in r["test"]]
+    if not runs:
+        return ""
+    groups = _groups(runs)
+    used = [(h, p) for h, p in FOLLOWING_COLUMNS if any(_following_value(r, p) is not None for r in runs)]
+    lines = ["| task | budget | method | seeds | " + " | ".join(h for h, _ in used) + " |",
+             "|---" * (4 + len(used)) + "|"]
+    for task, budget, config in sorted(groups, key=lambda g: (g[0], g[1], g[2] != BASE_COTT, g[2])):
+        items = groups[(task, budget, config)]
+        cells = []
+        for _, path in used:
+            vals = [_following_value(r, path) for r in items]
+            cells.append("–" if any(v is None for v in vals) else _cell(vals))
+        lines.append(f"| {task} | {budget} | {config} | {len(items)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def following_curve(records, out_dir: Path) -> list[Path]:
+    """Per task and budget read by experiments.following: test score against how often the answer follows a random
+    wrong step, one point per method (mean ± sd over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    groups = _groups([r for r in records if "random_wrong" in r["test"]])
+    for task, budget in sorted({(t, b) for t, b, _ in groups}):
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        for config in sorted(c for t, b, c in groups if (t, b) == (task, budget)):
+            items = groups[(task, budget, config)]
+            fx = _mean_sd([100 * r["test"]["random_wrong"]["following_rate"] for r in items])
+            fy = _mean_sd([100 * readings(r)["answer"] for r in items])
+            ax.errorbar(fx[0], fy[0], xerr=fx[1], yerr=fy[1], fmt="o" if config == BASE_COTT else "s", capsize=3,
+                        label=config.replace(BASE_COTT, "CoTT") or config)
+        ax.set_xlabel("answer follows a random wrong step (%)")
+        ax.set_ylabel("test score (%), own step")
+        ax.set_title(f"{task}, {budget}", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        fig.tight_layout()
+        files.append(out_dir / f"{task}_{_slug(budget)}_following.png")
+        fig.savefig(files[-1], dpi=120)
+        plt.close(fig)
+    return files
 
 
 def _slug(text: str) -> str:
@@ -237,9 +310,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     records = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
     md = table(records) + "\n\n" + direct_vs_answer(records)
+    following = following_table(records)
+    if following:
+        md += "\n\n**Does the answer follow the step?** (runs read by `experiments.following`; test split)\n\n" + following
     Path(args.out, "table.md").write_text(md + "\n")
     print(md)
-    files = plots(records, Path(args.out))
+    files = plots(records, Path(args.out)) + following_curve(records, Path(args.out))
     for f in files:
         print("wrote", f)
     if args.readme:

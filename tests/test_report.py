@@ -1,5 +1,6 @@
 """The results report: table rows from results records, plots, and the results README block it rewrites."""
 from experiments.report import direct_vs_answer, plots, table, update_readme
+from experiments import report
 
 
 def _record(config, seed, acc, step2=None, direct=None, mode="rectified"):
@@ -36,13 +37,13 @@ def test_a_step_one_only_model_has_no_step_two_reading_nor_step_sensitivity():
 
 def test_step_sensitivity_of_the_answer_and_of_step_two_old_and_new_records():
     old = _rows(RECORDS)["cott"]  # recorded before the final answer's sensitivity was measured: Step II's only
-    assert old.endswith("| – | 20.0 | 10 |")
+    assert old.endswith("| – | 20.0 | – | 10 |")
     new = _record("cott", 0, 0.70, step2=0.40, direct=0.72)
     new["test"] |= {"step_sensitivity": 0.3, "step2_sensitivity": 0.25}
-    assert _rows([new])["cott"].endswith("| 30.0 | 25.0 | 10 |")
+    assert _rows([new])["cott"].endswith("| 30.0 | 25.0 | – | 10 |")
     step1 = _record("cott Step I only", 0, 0.60, step2=0.30, direct=0.60, mode="direct")
     step1["test"] |= {"step_sensitivity": None, "step2_sensitivity": 0.1}
-    assert _rows([step1])["cott Step I only"].endswith("| n/a | n/a | 10 |")
+    assert _rows([step1])["cott Step I only"].endswith("| n/a | n/a | – | 10 |")
 
 
 def test_direct_against_answer_is_counted_over_two_step_rows():
@@ -88,3 +89,24 @@ def test_a_resumed_run_without_wall_time_is_left_out_of_the_mean_and_marked():
     assert prompt.endswith("| 10 † |") and "| 3 | 60.0 ± 10.0 |" in prompt
     assert lines[-1].startswith("† mean over the runs with a known wall time")
     assert "†" not in table(RECORDS)
+
+
+def test_following_table_and_curve_read_experiments_following_records(tmp_path):
+    def rec(config, seed, follows, score):
+        test = {"answer": {"accuracy": score}, "direct": {"accuracy": score}, "step2": {"accuracy": score},
+                "answer_mode": "rectified", "following_rate": follows, "step_sensitivity": 0.5,
+                "accuracy_at_coverage": {"0.90": 0.9}, "oracle": {"gold_step_injected": 0.97},
+                "random_wrong": {"following_rate": follows, "flip_rate": follows},
+                "runner_up": {"following_rate": follows / 2, "flip_rate": 0.1}}
+        return {"task": "clinc150", "budget": "b", "config": config, "seed": seed, "test": test}
+
+    base = report.BASE_COTT
+    records = [rec(base, 0, 0.3, 0.96), rec(base, 1, 0.5, 0.94), rec(base + " + step-following", 0, 1.0, 0.9),
+               {"task": "clinc150", "budget": "b", "config": "finetune", "seed": 0, "test": {"answer": {"accuracy": 0.5}}}]
+    lines = report.following_table(records).splitlines()
+    assert len(lines) == 4 and "finetune" not in "".join(lines)  # a run without injections has no row
+    assert "no_relation" not in lines[0] and "out-of-scope" not in lines[0]  # columns no run has are left out
+    assert lines[2].startswith(f"| clinc150 | b | {base} | 2 | 95.0 ± 1.4 |") and "| 40.0 ± 14.1 | 40.0 ± 14.1 | 20.0 ± 7.1 |" in lines[2]
+    assert report.following_table(records[3:]) == ""
+    files = report.following_curve(records, tmp_path)
+    assert [f.name for f in files] == ["clinc150_b_following.png"] and files[0].stat().st_size > 0
