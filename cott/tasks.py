@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Sequence
 
 from . import data
@@ -94,6 +95,17 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
+def loader_of(task: Task, columns: dict[str, str] | None = None) -> Callable[..., Sequence]:
+    """``task``'s loader, reading the generic task's columns under the source's names (``--columns``) when given."""
+    return partial(task.loader, columns=columns) if columns else task.loader
+
+
+def checkpoint_loader(config: dict, columns: dict[str, str] | None = None, task: str | None = None):
+    """The loader of a checkpoint's data: its task's (or ``task``'s), with the column names it was trained with
+    (recorded in ``cott.json``) unless ``columns`` overrides them."""
+    return loader_of(get_task(task or config["task"]), columns or (config.get("training") or {}).get("columns"))
 
 
 def label_sets(examples) -> tuple[list[str], list[str]]:

@@ -30,7 +30,7 @@ from cott.evaluation import answer_scores, headline, known_examples
 from cott.inference import reason
 from cott.metrics import NO_RELATION
 from cott.rectify import rectify
-from cott.tasks import RELATION, get_task
+from cott.tasks import RELATION, checkpoint_loader, get_task
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEMPERATURES = np.geomspace(0.25, 16, 61)
@@ -145,7 +145,7 @@ def main(argv=None):
     if not model.num_step_slots:
         p.error(f"{args.checkpoint} has no Step I (method {config.get('method')!r}): nothing to calibrate")
     task = get_task(config["task"])
-    examples = known_examples(model, task.loader(args.data, args.split), args.split)
+    examples = known_examples(model, checkpoint_loader(config, task=task.name)(args.data, args.split), args.split)
     if not examples:
         p.error(f"{args.data}: no {args.split} examples the checkpoint has labels for")
     model.step_temperature = 1.0  # fit on the raw distribution, whatever an earlier calibration stored

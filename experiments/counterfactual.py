@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from cott import CoTTPipeline, get_task
+from cott import CoTTPipeline
+from cott.tasks import checkpoint_loader
 from cott.counterfactual import POLICIES, CounterfactualRecord, summarise
 from cott.table import read_rows
 
@@ -31,8 +32,7 @@ def load_inputs(args, pipe: CoTTPipeline) -> tuple[list, list, list, list]:
         steps = [r["step"] for r in rows]
         labels = [r["label"] if r["label"] in pipe.labels else None for r in rows]
         return inputs, [None] * len(rows), labels, steps
-    task = get_task(args.task or pipe.config["task"])
-    examples = task.loader(args.data, args.split)
+    examples = checkpoint_loader(pipe.config, task=args.task)(args.data, args.split)
     kept = [e for e in examples if e.label in pipe.labels and e.step and " | ".join(e.step) in pipe.steps]
     if len(kept) < len(examples):
         logging.warning("%s: %d of %d examples have a label or step the checkpoint does not know; they are left out",

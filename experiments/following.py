@@ -22,7 +22,7 @@ from cott.checkpoint import command_line, load_checkpoint
 from cott.counterfactual import step_answers_of
 from cott.data import sample
 from cott.evaluation import evaluate, known_examples, recorded
-from cott.tasks import RELATION, get_task
+from cott.tasks import RELATION, checkpoint_loader, get_task
 
 from .step_oracle import step_oracle
 
@@ -49,7 +49,7 @@ def read(path: str, data: str, split: str, max_examples: int | None, device: str
     model, config = load_checkpoint(path, device)
     task = get_task(config["task"])
     max_length, mode = config.get("max_length", 128), config.get("answer_mode", "rectified")
-    examples = sample(known_examples(model, task.loader(data, split), split), max_examples)
+    examples = sample(known_examples(model, checkpoint_loader(config)(data, split), split), max_examples)
     table = step_answers_of(config)
     with torch.no_grad():
         reading = recorded(evaluate(model, examples, task.kind, mode, max_length, 128, hierarchy=config.get("hierarchy"),

@@ -10,7 +10,7 @@ import json
 
 from cott.batching import prompt_lengths
 from cott.checkpoint import load_checkpoint
-from cott.tasks import get_task
+from cott.tasks import checkpoint_loader
 from train.args import max_length_arg
 
 UNLIMITED = 1_000_000
@@ -25,7 +25,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint)
     limit = args.max_length or config["max_length"]
-    lengths = sorted(prompt_lengths(model, get_task(config["task"]).loader(args.data, args.split), UNLIMITED))
+    lengths = sorted(prompt_lengths(model, checkpoint_loader(config)(args.data, args.split), UNLIMITED))
     if not lengths:
         p.error(f"{args.data}: no {args.split} examples")
     out = {"split": args.split, "examples": len(lengths), "max_length": limit,

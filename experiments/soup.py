@@ -21,7 +21,7 @@ from safetensors import safe_open
 
 from cott.checkpoint import DELTA, command_line, load_checkpoint, read_config, save_checkpoint
 from cott.evaluation import evaluate, headline, known_examples, recorded
-from cott.tasks import get_task
+from cott.tasks import checkpoint_loader, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def main(argv=None):
         model = model or loaded
     model.step_temperature = 1.0  # averaged weights: an ingredient's step calibration does not carry over
     task = get_task(config["task"])
-    examples = known_examples(model, task.loader(args.data, args.split), args.split)
+    examples = known_examples(model, checkpoint_loader(config, task=task.name)(args.data, args.split), args.split)
     if not examples:
         p.error(f"{args.data}: no {args.split} examples to score the ingredients on")
 

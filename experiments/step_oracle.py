@@ -16,7 +16,7 @@ from cott.batching import by_prompt_length
 from cott.checkpoint import load_checkpoint
 from cott.evaluation import answer_scores, headline, known_examples
 from cott.inference import reason
-from cott.tasks import RELATION, get_task
+from cott.tasks import RELATION, checkpoint_loader, get_task
 
 
 def step_oracle(model, examples, kind: str, max_length: int, batch_size: int = 128) -> dict:
@@ -59,7 +59,7 @@ def main(argv=None):
     task = get_task(config["task"])
     if not model.num_step_slots:
         raise SystemExit(f"{args.checkpoint} has no Step I (method {config.get('method')!r}): nothing to analyse")
-    examples = known_examples(model, task.loader(args.data, args.split), args.split)
+    examples = known_examples(model, checkpoint_loader(config, task=task.name)(args.data, args.split), args.split)
     result = step_oracle(model, examples, task.kind, config.get("max_length", 128))
     print(json.dumps(result, indent=2))
     return result

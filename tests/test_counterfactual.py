@@ -154,5 +154,5 @@ def test_the_sampling_flag_reaches_the_batcher(pipe, sampling):
     from train.loop import objective
 
     args = parser().parse_args(["--task", "jsonl", "--data", "x", "--counterfactual-sampling", sampling])
-    _, batcher = objective(pipe.model, args)
+    _, batcher = objective(pipe.model, args, 48)
     assert batcher.sampling == sampling

@@ -7,6 +7,7 @@ import pytest
 import cott.data
 from cott.data import DataError, load_jsonl
 from cott.table import json_objects, read_rows
+from train.evaluate import main as evaluate_main
 from helpers import toy_examples, train_args
 from train.cli import main as train_main
 
@@ -37,10 +38,14 @@ def test_train_from_a_table(tiny_bert, tmp_path, monkeypatch, fmt, names):
     monkeypatch.setattr(cott.data, "collect", lambda *args: loaded.append(collect(*args)) or loaded[-1])
     columns = ["--columns", ",".join(f"{k}={v}" for k, v in names.items())] if names else []
     result = train_main(train_args(tiny_bert, folder, tmp_path / "run", "--epochs", "1", "--eval-test", *columns))
-    assert result["test"]["examples"] == 16 and [len(e) for e in loaded] == [64, 16, 16]
+    assert result["test"]["examples"] == 16 and [len(e) for e in loaded] == [64, 16, 16, 16]  # test: report, reading
     assert all(e.dataset.cache_files[0]["filename"].startswith(str(tmp_path / "hf")) for e in loaded)
     config = json.loads((tmp_path / "run" / "best" / "cott.json").read_text())
     assert config["step_answers"] == {"animal": ["cat", "dog", "horse"], "vehicle": ["bus", "car", "truck"]}
+    # the column names travel with the checkpoint: train.evaluate reads the renamed file without being told them
+    again = evaluate_main(["--checkpoint", str(tmp_path / "run" / "best"), "--data", str(folder),
+                           "--output", str(tmp_path / "again.json")])
+    assert again["examples"] == 16 and again["answer"] == result["test"]["answer"]
 
 
 def test_table_errors_name_the_file_and_row(tmp_path):

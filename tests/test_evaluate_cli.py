@@ -30,7 +30,10 @@ def test_evaluate_cli_reads_a_checkpoint_at_its_own_or_a_given_max_length(tiny_b
     assert json.loads((tmp_path / "short.json").read_text())["max_length"] == 16
     assert own["examples"] == short["examples"] == 24
     with pytest.raises(ValueError, match="max_length=12 is too short"):  # the given length reaches the prompts
+        evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "12", "--debug"])
+    with pytest.raises(SystemExit) as stop:  # without --debug: one line and exit status 2
         evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "12"])
+    assert stop.value.code == 2
     with pytest.raises(SystemExit):  # argparse error, not a silent fall-back to the default
         evaluate_main(["--checkpoint", str(ckpt), "--data", str(toy_data), "--max-length", "0"])
     empty = tmp_path / "empty"

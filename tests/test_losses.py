@@ -287,9 +287,9 @@ def test_following_flags_reach_the_objective_and_its_schedule(toy):
     model, _ = toy
     args = parser().parse_args(["--task", "jsonl", "--data", "x", "--no-contrastive", "--step-following", "0.5",
                                 "--step-following-form", "distill", "--step-following-warmup", "0.25"])
-    cfg, batcher = objective(model, args, {"animal": ["cat"]})
+    cfg, batcher = objective(model, args, 48, {"animal": ["cat"]})
     assert cfg.contrastive_weight == 0 and cfg.following_form == "distill"
     assert batcher.counterfactual and batcher.allowed is not None  # the term alone still needs counterfactual rows
     assert [following_weight(args, i, 100) for i in (0, 5, 25, 80)] == [0.0, 0.1, 0.5, 0.5]
     plain = parser().parse_args(["--task", "jsonl", "--data", "x"])
-    assert following_weight(plain, 50, 100) == 0.0 and objective(model, plain, {"animal": ["cat"]})[1].allowed is None
+    assert following_weight(plain, 50, 100) == 0.0 and objective(model, plain, 48, {"animal": ["cat"]})[1].allowed is None

@@ -8,10 +8,9 @@ import os
 import sys
 
 from cott.checkpoint import command_line
-from cott.data import column_names
 from cott.tasks import TASKS
 
-from .args import max_length_arg
+from .args import columns_arg, max_length_or_auto, user_errors
 from .build import METHODS, continued_settings
 from .state import STATE_JSON, check_resumable, run_settings, state_folder
 
@@ -22,11 +21,15 @@ def parser() -> argparse.ArgumentParser:
     a("--task", required=True, choices=list(TASKS), help="task declaration (template, label words, loader)")
     a("--data", required=True,
       help="dataset file or folder (see README: dataset formats); for the jsonl task also a Hugging Face Hub dataset id")
-    a("--columns", type=_columns, metavar="OURS=THEIRS,...",
+    a("--columns", type=columns_arg, metavar="OURS=THEIRS,...",
       help="jsonl task: the source's name of each column, e.g. text=utterance,step=domain,label=intent (a CSV, "
            "Parquet or JSON-lines file, or a Hub dataset id given as --data)")
     a("--max-train-examples", type=int, help="train on a seeded random subset (quick runs)")
-    a("--max-length", type=max_length_arg, default=128, help="tokens per prompt; only the text slot is cut")
+    a("--max-length", type=max_length_or_auto, default="auto",
+      help="tokens per prompt; only the text slot is cut. auto (default): the smallest length that keeps 99%% of the "
+           "training prompts whole, capped by the backbone's positions (recorded in the checkpoint)")
+    a("--check", action="store_true",
+      help="print the pre-flight report (examples, labels and steps, prompt lengths and cuts, an epoch's time) and exit")
 
     a = p.add_argument_group("model").add_argument
     a("--model", default="minilm", help="backbone: alias (minilm), local path or hub id of a masked LM")
@@ -98,14 +101,8 @@ def parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("hardware").add_argument
     a("--mixed-precision", default="no", choices=["no", "fp16", "bf16"], help="accelerate mixed precision")
     a("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    a("--debug", action="store_true", help="show the traceback of a data, checkpoint or settings error")
     return p
-
-
-def _columns(spec: str) -> dict[str, str]:
-    try:
-        return column_names(spec)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def settings(argv: list[str]) -> argparse.Namespace:
@@ -135,11 +132,13 @@ def settings(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     """``python -m train ARGS`` as a function: train, print the result and return it (with history and test)."""
-    args = settings(sys.argv[1:] if argv is None else list(argv))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .loop import run
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with user_errors("python -m train", argv):
+        args = settings(argv)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from .loop import run
 
-    result = run(args)
-    if os.environ.get("RANK", "0") == "0":  # under accelerate launch, the main process prints it
+        result = run(args)
+    if os.environ.get("RANK", "0") == "0" and "check" not in result:  # the main process prints it; --check printed its report
         print(json.dumps({k: v for k, v in result.items() if k not in ("history", "test")}, indent=2))
     return result

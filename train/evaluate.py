@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 import torch
@@ -13,9 +14,9 @@ from cott.checkpoint import command_line, load_checkpoint, update_config
 from cott.data import sample
 from cott.evaluation import evaluate, known_examples, recorded, summary
 from cott.quantization import QUANTIZATIONS, quantize
-from cott.tasks import get_task
+from cott.tasks import checkpoint_loader, get_task
 
-from .args import max_length_arg
+from .args import columns_arg, max_length_arg, user_errors
 
 
 def main(argv=None):
@@ -24,6 +25,8 @@ def main(argv=None):
     p.add_argument("--data", required=True, help="dataset path (as for training)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--task", help="task name (default: the checkpoint's)")
+    p.add_argument("--columns", type=columns_arg, metavar="OURS=THEIRS,...",
+                   help="jsonl task: the source's column names (default: those the checkpoint was trained with)")
     p.add_argument("--max-examples", type=int, default=None, help="evaluate a fixed random sample (seed 0) of N examples")
     p.add_argument("--max-length", type=max_length_arg, default=None,
                    help="tokens per prompt (default: the checkpoint's training max length)")
@@ -34,14 +37,20 @@ def main(argv=None):
     p.add_argument("--record", nargs="?", const="", default=None, metavar="NAME",
                    help="also store the metrics in the checkpoint's cott.json, under NAME (default: the split)")
     p.add_argument("--quantize", choices=QUANTIZATIONS, help="the encoder in dynamic int8 (CPU), as COTT_QUANTIZE serves it")
+    p.add_argument("--debug", action="store_true", help="show the traceback of a data or checkpoint error")
     args = p.parse_args(argv)
+    with user_errors("python -m train.evaluate", sys.argv[1:] if argv is None else list(argv)):
+        return _evaluate(p, args, argv)
+
+
+def _evaluate(p, args, argv) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     device = "cuda" if torch.cuda.is_available() and not args.quantize else "cpu"
     model, config = load_checkpoint(args.checkpoint, device)
     if args.quantize:
         quantize(model, args.quantize)
     task = get_task(args.task or config["task"])
-    loaded = task.loader(args.data, args.split)
+    loaded = checkpoint_loader(config, args.columns, task.name)(args.data, args.split)
     kept = known_examples(model, loaded, args.split)
     dropped = len(loaded) - len(kept)
     examples = sample(kept, args.max_examples)

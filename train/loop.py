@@ -31,14 +31,16 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from cott.batching import TrainingBatcher, prompt_lengths
 from cott.counterfactual import step_answer_table, step_answers_of
 from cott.checkpoint import load_checkpoint, save_checkpoint, training_meta, update_config
-from cott.data import sample
+from cott.data import DataError, sample
 from cott.examples import TextsOf
 from cott.evaluation import evaluate, headline, known_examples, recorded, summary
 from cott.losses import LossConfig, cott_loss
 from cott.model import CoTTModel
-from cott.tasks import HIERARCHY, get_task, hierarchy, label_sets
+from cott.tasks import HIERARCHY, get_task, hierarchy, label_sets, loader_of
 
 from .build import answer_mode, build_model, model_from_checkpoint
+from . import preflight
+from .preflight import resolve_max_length
 from .parallel import (ExampleIndices, IterationBatches, check_processes, log_shards, own_share,
                        whole_batch_parts)
 from .state import STATE_JSON, Progress, load_state, run_settings, save_state, state_folder
@@ -61,27 +63,38 @@ def run(args) -> dict:
     if not main_process:  # one log of the run: the main process's
         logging.getLogger("train").setLevel(logging.WARNING)
     torch.manual_seed(args.seed)
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state_dir, best_dir = state_folder(out_dir), out_dir / "best"
 
     # Data
     task = get_task(args.task)
-    load = task_loader(task, args)
+    load = loader_of(task, args.columns)
     train = sample(load(args.data, "train"), args.max_train_examples, args.seed)  # Examples: rows read from disk
     steps, answers = label_sets(train)
 
-    # Model
+    # Model, and the pre-flight report (alone with --check)
     model, parent = prepare_model(task, steps, answers, args)
-    val = sample(known_examples(model, load(args.data, "val"), "val"), args.max_eval_examples, args.seed)
+    max_length = resolve_max_length(args.max_length, model, train)
+    loaded_val = load(args.data, "val")
+    if main_process:
+        splits = {"train": train, "val": loaded_val} | _optional_split(load, args.data, "test")
+        rep = preflight.report(task, args.method, model, splits, max_length, args.max_length)
+        if args.check:
+            loss_cfg, batcher = objective(model, args, max_length, step_answer_table(train, task.kind) if steps else None)
+            seconds = preflight.epoch_seconds(model.to(accelerator.device), batcher, loss_cfg, train, args.batch_size)
+            print(preflight.render(rep, seconds))
+            return {"check": rep, "epoch_seconds": round(seconds, 1)}
+        logger.info("%s", preflight.render(rep))
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_dir, best_dir = state_folder(out_dir), out_dir / "best"
+    val = sample(known_examples(model, loaded_val, "val"), args.max_eval_examples, args.seed)
     logger.info("%s: %d train / %d val examples, %d steps, %d answers", task.name, len(train), len(val), len(steps),
                 len(answers))
     model.to(accelerator.device)
     resuming = args.resume and (state_dir / STATE_JSON).exists()  # train.cli.settings checked it is resumable
     if args.mlm_warmup_steps and args.method != "finetune" and not resuming:  # a resumed state holds the warmed head
         mlm_warmup(model, TextsOf(train), args.mlm_warmup_steps, args.batch_size, args.head_lr,
-                   args.max_length, args.seed, progress=main_process)
-    meta = training_meta(task, args.method, answer_mode(args), args.model, args.max_length, vars(args),
+                   max_length, args.seed, progress=main_process)
+    meta = training_meta(task, args.method, answer_mode(args), args.model, max_length, vars(args),
                          hierarchy(train) if task.kind == HIERARCHY else None,
                          (args.init_from, parent) if parent is not None else None,
                          step_answer_table(train, task.kind) if steps else None)
@@ -93,7 +106,7 @@ def run(args) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     core = accelerator.unwrap_model(model)
-    loss_cfg, batcher = objective(core, args, meta.get("step_answers"))
+    loss_cfg, batcher = objective(core, args, max_length, meta.get("step_answers"))
     progress = Progress()
     if resuming:
         progress = load_state(state_dir, core, optimizer, scheduler)
@@ -102,7 +115,7 @@ def run(args) -> dict:
 
     # The loop: the iterations from where the state stands (a resumed run meets an uninterrupted one's batches, each
     # process its share of them)
-    lengths = prompt_lengths(core, train, args.max_length) if args.group_by_length else None
+    lengths = prompt_lengths(core, train, max_length) if args.group_by_length else None
     order = partial(batch_indices, len(train), per_epoch, total, resumed_at, lengths, args)
     sampler = IterationBatches(order, total - resumed_at, args.batch_size, processes)
     loader = accelerator.prepare(DataLoader(ExampleIndices(len(train)), batch_sampler=sampler, collate_fn=list))
@@ -141,7 +154,7 @@ def run(args) -> dict:
         if progress.iteration % eval_every == 0 or progress.iteration == total:
             reading = score = None
             if main_process:
-                reading = evaluate(core, val, task.kind, meta["answer_mode"], args.max_length, args.eval_batch_size,
+                reading = evaluate(core, val, task.kind, meta["answer_mode"], max_length, args.eval_batch_size,
                                    top_k=1, hierarchy=meta.get("hierarchy"), progress=main_process)
                 score = headline(reading, task.kind)
                 core.train()
@@ -177,9 +190,12 @@ def run(args) -> dict:
     return result
 
 
-def task_loader(task, args):
-    """The task's loader, with the generic task's ``--columns``."""
-    return partial(task.loader, columns=args.columns) if args.columns else task.loader
+def _optional_split(load, data, split: str) -> dict:
+    """``{split: its examples}``, or nothing when the data has no such split (the report goes on without it)."""
+    try:
+        return {split: load(data, split)}
+    except (DataError, FileNotFoundError):
+        return {}
 
 
 def prepare_model(task, steps: list[str], answers: list[str], args) -> tuple[CoTTModel, dict | None]:
@@ -203,7 +219,7 @@ def prepare_model(task, steps: list[str], answers: list[str], args) -> tuple[CoT
     return model, parent
 
 
-def objective(model: CoTTModel, args, step_answers: dict[str, list[str]] | None = None
+def objective(model: CoTTModel, args, max_length: int, step_answers: dict[str, list[str]] | None = None
               ) -> tuple[LossConfig, TrainingBatcher]:
     """The loss of ``--method`` and its ablations, and the batcher that lays out the rows it reads (counterfactual
     rows when the contrastive loss or the step-following term reads them; ``step_answers`` for the latter)."""
@@ -211,7 +227,7 @@ def objective(model: CoTTModel, args, step_answers: dict[str, list[str]] | None 
     loss_cfg = LossConfig(step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
                           tau=args.tau, in_batch_negatives=args.in_batch_negatives,
                           following_form=args.step_following_form)
-    batcher = TrainingBatcher(model, args.max_length, step2=loss_cfg.step2,
+    batcher = TrainingBatcher(model, max_length, step2=loss_cfg.step2,
                               counterfactual=loss_cfg.contrastive_weight > 0 or follow,
                               sampling=args.counterfactual_sampling, step_answers=step_answers if follow else None)
     return loss_cfg, batcher
@@ -252,7 +268,7 @@ def batch_indices(n: int, per_epoch: int, total: int, start: int, lengths: list[
 def test_best(best_dir: Path, task, args) -> dict:
     """Evaluate the selected checkpoint, as reloaded from disk, on the test split: what is shipped is what is measured."""
     model, config = load_checkpoint(best_dir, "cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
-    loaded = task_loader(task, args)(args.data, "test")
+    loaded = loader_of(task, args.columns)(args.data, "test")
     test = known_examples(model, loaded, "test")
     dropped = len(loaded) - len(test)
     test = sample(test, args.max_test_examples)  # seed 0: every method meets the same test examples

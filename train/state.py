@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 STATE_JSON = "state.json"
 # Flags that may differ between an interrupted run and its continuation: they do not change the trained weights.
 RESUMABLE = {"resume", "stop_after_iterations", "command", "eval_test", "eval_batch_size", "max_test_examples",
-             "save_every"}
+             "save_every", "check", "debug"}
 
 
 @dataclass
