@@ -27,12 +27,13 @@ def reason(
     same Step II forward, for the exact top-k marginal. Returns probabilities as tensors:
     ``p_answer`` p(y|x); and with steps ``p_steps`` p(I|x), ``step_hat`` Î, ``p_step_hat`` p(Î|x),
     ``p_answer_step`` p(y|x,Î or the forced step), ``p_rectified``, and with top-k ``topk``,
-    ``p_answer_topk`` (N, k, L), ``p_marginal``.
+    ``p_answer_topk`` (N, k, L), ``p_marginal``; ``truncated``, per input, whether max_length cut its text (in
+    Step I or in the Step II prompt of its step).
     """
     model.eval()
-    batch = model.collate([_encode(model, f, None, max_length) for f in inputs])
-    out1 = model(**batch)
-    result = {"p_answer": out1["answer_logits"].float().softmax(-1)}
+    first = [_encode(model, f, None, max_length) for f in inputs]
+    out1 = model(**model.collate(first))
+    result = {"p_answer": out1["answer_logits"].float().softmax(-1), "truncated": [e.truncated for e in first]}
     if not model.num_step_slots:
         result["p_rectified"] = result["p_answer"]
         return result
@@ -51,6 +52,7 @@ def reason(
     out2 = model(**model.collate(encodings))
     p2 = out2["answer_logits"].float().softmax(-1)
     n = len(inputs)
+    result["truncated"] = [a or b.truncated for a, b in zip(result["truncated"], encodings)]
     result.update(p_steps=p_steps, step_hat=step_hat, p_step_hat=p_top[:, 0], p_answer_step=p2[:n], topk=top)
     weight = p_top[:, 0].clone()
     if steps is not None:  # a forced step weighs by its own probability when it is a known step

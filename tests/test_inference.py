@@ -241,6 +241,21 @@ def test_a_model_without_steps_answers_directly(lively_bert):
     prompt = CoTTModel(mlm, AutoTokenizer.from_pretrained(lively_bert), Template('[T:marked] " [T:subj] " [A] " [T:obj] " .'),
                        Verbalizer(list(ANSWERS), ANSWERS), proj_dim=16).eval()
     res = reason(prompt, [parse_marked(t) for t in TEXTS], top_k=3)
-    assert set(res) == {"p_answer", "p_rectified"} and torch.equal(res["p_answer"], res["p_rectified"])
+    assert set(res) == {"p_answer", "p_rectified", "truncated"} and torch.equal(res["p_answer"], res["p_rectified"])
     with pytest.raises(ValueError, match="^this model has no intermediate step to sweep$"):
         sweep(prompt, [parse_marked(TEXTS[0])])
+
+
+def test_a_prediction_says_when_max_length_cut_its_text(tmp_path_factory, tiny_bert, toy_data):
+    """Only an input longer than the checkpoint's max length is flagged; a step injected into it is flagged too."""
+    from cott import CoTTPipeline, save_checkpoint
+    from helpers import toy_model
+
+    model, _ = toy_model(tiny_bert, toy_data)
+    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 24}
+    pipe = CoTTPipeline.from_pretrained(str(save_checkpoint(model, tmp_path_factory.mktemp("cut") / "c", meta)),
+                                        device="cpu")
+    short, long = pipe(["a cat", "a cat " + "and a big red dog " * 10])
+    assert (short.truncated, long.truncated) == (False, True)
+    assert pipe("a cat " + "and a big red dog " * 10, step="vehicle").truncated
+    assert not pipe("a cat", step="vehicle").truncated
