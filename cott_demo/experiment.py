@@ -50,6 +50,9 @@ OTHER = "(other)"
 Runner = Callable[..., list]  # runner(inputs, policy, steps=, gold_steps=, labels=, constrained=, seed=) -> records
 
 
+FIRST_ROWS = f"Run its first {MAX_ROWS:,} rows with the button below"  # what a file over MAX_ROWS rows is offered
+
+
 class TooManyRows(InputError):
     """A file over MAX_ROWS rows: refused, unless the user asks for its first MAX_ROWS rows."""
 
@@ -91,8 +94,7 @@ def read_file(path: str, first: bool = False) -> tuple[list[dict], list[str]]:
     if len(rows) <= MAX_ROWS:
         return rows, []
     if not first:
-        raise TooManyRows(f"{name}: {len(rows):,} rows; the limit is {MAX_ROWS:,}. Run its first {MAX_ROWS:,} rows "
-                          "(the button below), or split it.")
+        raise TooManyRows(f"{name}: {len(rows):,} rows; the limit is {MAX_ROWS:,}. {FIRST_ROWS}, or split it.")
     return rows[:MAX_ROWS], [f"The file has {len(rows):,} rows; only the first {MAX_ROWS:,} were run."]
 
 

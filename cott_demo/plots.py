@@ -72,9 +72,14 @@ def _height(rows: int, per_row: int = 30, base: int = 120, lo: int = 220, hi: in
     return max(lo, min(hi, base + per_row * rows))
 
 
+INSIDE_FROM = 0.8  # a bar this long has its label inside its end: outside, a phone's narrow chart would cut it
+
+
 def _hbar(name: str | None, x, y, colour, text, hover: str) -> dict:
-    bar = dict(type="bar", x=[float(v) for v in x], y=list(y), orientation="h", marker=dict(color=colour),
-               text=list(text), textposition="outside", cliponaxis=False, hovertemplate=hover)
+    x = [float(v) for v in x]
+    bar = dict(type="bar", x=x, y=list(y), orientation="h", marker=dict(color=colour), text=list(text),
+               textposition=["inside" if v >= INSIDE_FROM else "outside" for v in x], insidetextanchor="end",
+               cliponaxis=False, hovertemplate=hover)
     if name is not None:
         bar["name"] = name
     return bar

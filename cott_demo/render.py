@@ -271,7 +271,8 @@ def experiment_status(model: str, policy: str, rows: int, injections: int, secon
     if stopped:
         msg = f"Stopped after {rows:,} of {planned:,} rows: the results below are of those rows. " + msg
     if outside:
-        msg += f" {outside:,} rows look out of scope (unlike anything the model was trained on): their answers are guesses."
+        msg += (f" {outside:,} of the rows look out of scope (unlike anything the model was trained on): their "
+                "answers are guesses.")
     return "\n\n".join([f"{'■' if stopped else '✔'} {esc(msg)}"] + [f"**Note:** {esc(n)}" for n in notices])
 
 
