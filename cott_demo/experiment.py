@@ -42,7 +42,7 @@ POLICY_CHOICES = [  # (what the user reads, the library's policy)
 POLICY_NAMES = {value: text for text, value in POLICY_CHOICES}
 COLUMNS = ["row", "text", "model_step", "model_step_prob", "model_answer", "gold_step", "gold_label", "model_correct",
            "injected_step", "answer", "answer_prob", "changed", "follows", "correct", "note"]
-SCOPE_VERDICT = "out of scope: unlike anything the model was trained on, so the answer is a guess"  # a row's note
+SCOPE_VERDICT = "out of scope: unlike anything the model was trained on; its answer is a guess"  # a row's note
 MAX_PLOT_STEPS = 30  # rows of the heatmap and bars of the rates: the most injected steps
 MAX_PLOT_ANSWERS = 20  # heatmap columns when they are answers (no hierarchy): the most frequent ones
 OTHER = "(other)"
@@ -77,25 +77,35 @@ class Plan:
 
 
 # ---- reading the file --------------------------------------------------------------------------
-def read_file(path: str, first: bool = False) -> tuple[list[dict], list[str]]:
-    """The rows of an uploaded file (``cott.table.read_rows``) within the upload limit, and notices; over MAX_ROWS
-    rows raises TooManyRows, or with ``first`` keeps the first MAX_ROWS (a notice says so). Raises InputError."""
+def read_file(path: str) -> list[dict]:
+    """The rows of an uploaded file within the upload and row limits (over MAX_ROWS: TooManyRows); raises InputError."""
+    rows = _all_rows(path)
+    if len(rows) > MAX_ROWS:
+        raise TooManyRows(f"{Path(path).name}: {len(rows):,} rows; the limit is {MAX_ROWS:,}. {FIRST_ROWS}, or split "
+                          "it.")
+    return rows
+
+
+def read_first(path: str) -> tuple[list[dict], list[str]]:
+    """The first MAX_ROWS rows of an uploaded file, and a notice when there were more; raises InputError."""
+    rows = _all_rows(path)
+    cut = [f"The file has {len(rows):,} rows; only the first {MAX_ROWS:,} were run."] if len(rows) > MAX_ROWS else []
+    return rows[:MAX_ROWS], cut
+
+
+def _all_rows(path: str) -> list[dict]:
+    """Every row of an uploaded file (``cott.table.read_rows``) within the upload limit; raises InputError."""
     name = Path(path).name
     size = os.path.getsize(path)
     if size > MAX_UPLOAD_BYTES:
         raise InputError(f"The file is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB. "
                          "Split it.")
     try:
-        rows = read_rows(path)
+        return read_rows(path)
     except DataError as err:  # the message names the upload's temporary path: show the file's name instead
         raise InputError(str(err).replace(str(path), name, 1)) from None
     except (UnicodeDecodeError, OSError) as err:
         raise InputError(f"{name}: could not be read ({err}); upload a UTF-8 CSV or JSON-lines file.") from None
-    if len(rows) <= MAX_ROWS:
-        return rows, []
-    if not first:
-        raise TooManyRows(f"{name}: {len(rows):,} rows; the limit is {MAX_ROWS:,}. {FIRST_ROWS}, or split it.")
-    return rows[:MAX_ROWS], [f"The file has {len(rows):,} rows; only the first {MAX_ROWS:,} were run."]
 
 
 def line_of(row: int, path: str | None) -> str:
@@ -257,12 +267,13 @@ def result_rows(records: list[CounterfactualRecord]) -> list[dict]:
     for rec in records:
         base = {"row": rec.index + 1, "text": rec.text, "model_step": rec.step, "model_step_prob": rec.step_prob,
                 "model_answer": rec.answer, "gold_step": rec.gold_step, "gold_label": rec.gold_label,
-                "model_correct": rec.correct, "note": SCOPE_VERDICT if rec.out_of_scope else ""}
+                "model_correct": rec.correct}
         for inj in rec.injections or [None]:
             row = dict(base)
             if inj is not None:
                 row.update(injected_step=inj.step, answer=inj.answer, answer_prob=inj.answer_prob,
                            changed=inj.changed, follows=inj.follows, correct=inj.correct)
+            row["note"] = SCOPE_VERDICT if rec.out_of_scope else ""
             out.append(row)
     return out
 

@@ -77,7 +77,7 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
             try:  # every check before any model work
                 m = usable(models, name)
                 path = upload_path(file)
-                rows, notices = exp.read_file(path, first)
+                rows, notices = exp.read_first(path) if first else (exp.read_file(path), [])
                 plan = exp.make_plan(m.pipe, rows, policy_value, step_value, seed_value, bool(constrained_value), path)
             except (*BAD_INPUT, OSError) as err:
                 return {status: warn(err), cards: "", heatmap: None, rates: None, table: None,

@@ -193,13 +193,14 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
 
         sweep_btn.click(sweep, [model, text], [sweep_status, sweep_plot, sweep_table], api_name="sweep")
 
-        outputs = [text, status, step_md, step_plot, answer_md, answer_plot, raw, compare_md, compare_plot, inject_raw,
+        outputs = [status, step_md, step_plot, answer_md, answer_plot, raw, compare_md, compare_plot, inject_raw,
                    sweep_status, sweep_plot, sweep_table]
 
-        def clear():  # a new model: the last one's text, outputs, charts and tables are emptied
-            return {c: "" if isinstance(c, (gr.Markdown, gr.Textbox)) else None for c in outputs}
+        def clear():  # a new model: the last one's texts, charts, tables and raw outputs are emptied
+            return {c: "" if isinstance(c, gr.Markdown) else None for c in outputs}
 
         model.input(clear, None, outputs, api_name="clear", queue=False)
+        model.input(lambda: "", None, text, queue=False, api_visibility="private")  # and the other model's text
     return {"help": help_md, "examples": examples_ds, "step": step_in}
 
 

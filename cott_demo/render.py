@@ -7,7 +7,6 @@ import re
 import pandas as pd
 
 from .experiment import COLUMNS as EXPERIMENT_COLUMNS
-from .experiment import SCOPE_VERDICT
 from .inputs import MAX_CHARS
 
 TOP_LABELS = 6
