@@ -18,6 +18,7 @@ from .events import BAD_INPUT, plot, warn
 from .inputs import MAX_UPLOAD_BYTES
 from .serving import Model, run_counterfactuals, usable
 
+SHOW_STATUS = "() => document.getElementById('experiment-status')?.scrollIntoView({block: 'center'})"
 _STOPS: dict[str, threading.Event] = {}  # a browser session -> its Stop, asked between chunks of rows
 
 
@@ -69,8 +70,7 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
         download = gr.File(label="Download CSV (one row per injection)", interactive=False, elem_id="experiment-csv")
         outputs = [status, cards, heatmap, rates, table, download]
 
-        def run(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request = None,
-                progress=gr.Progress(), *, first: bool = False):
+        def run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, first: bool):
             started = time.perf_counter()
             stop = stop_event(request)
             stop.clear()
@@ -111,13 +111,22 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
         def stop_run(request: gr.Request):
             stop_event(request).set()
 
+        def run_file(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request,
+                     progress=gr.Progress()):
+            return run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, False)
+
+        def run_first(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request,
+                      progress=gr.Progress()):
+            return run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, True)
+
         inputs = [model, upload, policy, step, seed, constrained]
-        for button, fn, api in ((run_btn, run, "experiment"),
-                                (first_btn, functools.partial(run, first=True), "experiment_first")):
+        for button, fn, api in ((run_btn, run_file, "experiment"), (first_btn, run_first, "experiment_first")):
             button.click(fn, inputs, outputs, api_name=api, concurrency_limit=1, concurrency_id="experiment",
                          show_progress_on=[status]).then(offer_first, status, first_btn, queue=False,
                                                          api_visibility="private")
         stop_btn.click(stop_run, None, None, api_name="experiment_stop", queue=False)
+        for button in (run_btn, first_btn):  # the progress shows in the status line: bring it into view
+            button.click(None, None, None, js=SHOW_STATUS)
 
         def model_steps(name):  # another model: its steps to pick from, and the last model's results emptied
             m = models.get(name)

@@ -26,9 +26,9 @@ CSS = """
 .cott-table table {width: 100% !important; table-layout: auto !important;}
 .cott-table th, .cott-table td {width: auto !important; min-width: 0 !important; max-width: 10em !important;}
 .cott-table td:nth-child(2) {max-width: 16em !important;}
-.cott-table th *, .cott-table td * {font-family: var(--font) !important; font-size: var(--text-sm) !important;
-                                    word-break: normal !important; overflow-wrap: break-word !important;
-                                    white-space: normal !important;}
+.cott-table th *, .cott-table td *, .cott-table .body-cell * {
+  font-family: var(--font) !important; font-size: var(--text-sm) !important; word-break: normal !important;
+  overflow-wrap: break-word !important; white-space: normal !important;}
 #about-card td:first-child {white-space: nowrap;}
 @media (max-width: 640px) { .gradio-container {padding: 4px !important;} }
 .cott-cards {display: flex; flex-wrap: wrap; gap: 8px; margin: 4px 0;}
