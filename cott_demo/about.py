@@ -19,8 +19,9 @@ def calibration_text(cal: dict | None) -> str | None:
     errors = ""
     if isinstance(cal.get("raw_ece"), (int, float)) and isinstance(cal.get("scaled_ece"), (int, float)):
         errors = f" (calibration error {pct(cal['raw_ece'])} → {pct(cal['scaled_ece'])})"
-    return (f"temperature-scaled, T = {cal.get('temperature', 1):.3g}, fit on {cal.get('examples')} {cal.get('split')} "
-            f"examples{errors}")
+    examples = cal.get("examples")
+    examples = f"{examples:,}" if isinstance(examples, int) else examples
+    return f"temperature-scaled, T = {cal.get('temperature', 1):.3g}, fit on {examples} {cal.get('split')} examples{errors}"
 
 
 def steps_to_answers(m) -> str:

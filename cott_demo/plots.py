@@ -64,6 +64,7 @@ def _layout(title: str, height: int, xtitle: str = "probability", **kw) -> dict:
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
         xaxis=dict(title=dict(text=xtitle), range=[0, 1.05], gridcolor="#e5e5e5", zeroline=False, tickformat=".0%"),
         yaxis=dict(automargin=True, autorange="reversed", ticks="", showgrid=False),
+        uniformtext=dict(minsize=10, mode="show"),  # a label inside a thin bar keeps a readable size
         **kw,
     )
 

@@ -366,7 +366,7 @@ def test_about_card_says_whether_the_step_confidence_is_calibrated():
     cal = {"split": "val", "examples": 3260, "temperature": 3.249, "raw_ece": 0.136, "scaled_ece": 0.048}
     row = [line for line in card_markdown(serving.Model("m", "spec", pipe=pipe, card={"calibration": cal})).split("\n")
            if line.startswith("- **Step confidence")]
-    assert len(row) == 1 and "T = 3.25" in row[0] and "3260 val" in row[0] and "13.6% → 4.8%" in row[0]
+    assert len(row) == 1 and "T = 3.25" in row[0] and "3,260 val" in row[0] and "13.6% → 4.8%" in row[0]
     plain = card_markdown(serving.Model("m", "spec", pipe=pipe, card={}))
     assert "Step confidence" not in plain  # shown only when fitted
     direct = type("P", (), {"labels": ["a"], "steps": [], "kind": "classification"})()
