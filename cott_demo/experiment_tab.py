@@ -111,11 +111,11 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
         def stop_run(request: gr.Request):
             stop_event(request).set()
 
-        def run_file(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request,
+        def run_file(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request = None,
                      progress=gr.Progress()):
             return run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, False)
 
-        def run_first(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request,
+        def run_first(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request = None,
                       progress=gr.Progress()):
             return run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, True)
 
