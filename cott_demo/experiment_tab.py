@@ -2,6 +2,7 @@
 with its progress beside the buttons, a Stop that keeps the finished rows, and a file's first rows on request."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 import threading
@@ -19,12 +20,29 @@ from .inputs import MAX_UPLOAD_BYTES
 from .serving import Model, run_counterfactuals, usable
 
 SHOW_STATUS = "() => document.getElementById('experiment-status')?.scrollIntoView({block: 'center'})"
-_STOPS: dict[str, threading.Event] = {}  # a browser session -> its Stop, asked between chunks of rows
+_STOPS: dict[str, threading.Event] = {}  # a session's running experiment -> its Stop, asked between chunks of rows
 
 
-def stop_event(request: gr.Request | None) -> threading.Event:
-    """The Stop of this request's session (one shared event for calls without a session)."""
-    return _STOPS.setdefault(getattr(request, "session_hash", None) or "", threading.Event())
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or ""
+
+
+@contextlib.contextmanager
+def stoppable(request: gr.Request | None):
+    """A Stop for this session's run, forgotten when the run ends."""
+    key = _session(request)
+    stop = _STOPS[key] = threading.Event()
+    try:
+        yield stop
+    finally:
+        _STOPS.pop(key, None)
+
+
+def stop_run(request: gr.Request):
+    """A Stop click: the session's running experiment ends after its current chunk of rows (none running: nothing)."""
+    stop = _STOPS.get(_session(request))
+    if stop is not None:
+        stop.set()
 
 
 def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
@@ -70,18 +88,16 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
         download = gr.File(label="Download CSV (one row per injection)", interactive=False, elem_id="experiment-csv")
         outputs = [status, cards, heatmap, rates, table, download]
 
-        def run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, first: bool):
+        def run(name, file, policy_value, step_value, seed_value, constrained_value, progress, first: bool,
+                stop: threading.Event):
             started = time.perf_counter()
-            stop = stop_event(request)
-            stop.clear()
             try:  # every check before any model work
                 m = usable(models, name)
                 path = upload_path(file)
                 rows, notices = exp.read_first(path) if first else (exp.read_file(path), [])
                 plan = exp.make_plan(m.pipe, rows, policy_value, step_value, seed_value, bool(constrained_value), path)
             except (*BAD_INPUT, OSError) as err:
-                return {status: warn(err), cards: "", heatmap: None, rates: None, table: None,
-                        download: None}
+                return {status: warn(err), cards: "", heatmap: None, rates: None, table: None, download: None}
 
             def tick(done, total):
                 end = min(done + exp.chunk_rows(plan), total)
@@ -108,16 +124,15 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
         def offer_first(said):  # the file had too many rows: a button runs its first MAX_ROWS
             return gr.update(visible=render.esc(exp.FIRST_ROWS) in (said or ""))
 
-        def stop_run(request: gr.Request):
-            stop_event(request).set()
-
         def run_file(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request = None,
                      progress=gr.Progress()):
-            return run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, False)
+            with stoppable(request) as stop:
+                return run(name, file, policy_value, step_value, seed_value, constrained_value, progress, False, stop)
 
         def run_first(name, file, policy_value, step_value, seed_value, constrained_value, request: gr.Request = None,
                       progress=gr.Progress()):
-            return run(name, file, policy_value, step_value, seed_value, constrained_value, request, progress, True)
+            with stoppable(request) as stop:
+                return run(name, file, policy_value, step_value, seed_value, constrained_value, progress, True, stop)
 
         inputs = [model, upload, policy, step, seed, constrained]
         for button, fn, api in ((run_btn, run_file, "experiment"), (first_btn, run_first, "experiment_first")):

@@ -264,6 +264,20 @@ def test_stop_keeps_the_finished_chunks(pipes, tmp_path, monkeypatch):
     assert exp.run(plan, runner_of(pipes["cls"]), stop=lambda: True) == []
 
 
+def test_a_stop_reaches_only_its_own_sessions_running_experiment():
+    from types import SimpleNamespace
+
+    from cott_demo import experiment_tab
+
+    mine, other = SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
+    experiment_tab.stop_run(mine)  # nothing running: nothing to stop, nothing kept for a later run
+    with experiment_tab.stoppable(mine) as stop, experiment_tab.stoppable(other) as theirs:
+        assert not stop.is_set()
+        experiment_tab.stop_run(mine)
+        assert stop.is_set() and not theirs.is_set()
+    assert experiment_tab._STOPS == {}  # forgotten when the runs end
+
+
 def test_result_rows_copy_each_injection():
     rec = CounterfactualRecord(index=0, text="t", step="s", step_prob=0.5, answer="a", answer_step="a", gold_step="g",
                                gold_label="a", correct=True,
