@@ -30,6 +30,7 @@ CSS = """
   font-family: var(--font) !important; font-size: var(--text-sm) !important; word-break: normal !important;
   overflow-wrap: break-word !important; white-space: normal !important;}
 #about-card td:first-child {white-space: nowrap;}
+.cott-warm {position: fixed !important; left: -10000px; top: 0; width: 400px; pointer-events: none;}
 @media (max-width: 640px) { .gradio-container {padding: 4px !important;} }
 .cott-cards {display: flex; flex-wrap: wrap; gap: 8px; margin: 4px 0;}
 .cott-card {flex: 1 1 150px; border: 1px solid var(--border-color-primary, #ddd); border-radius: 8px;
@@ -84,6 +85,9 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
         outputs = [description, ask["help"], ask["examples"], about["card"], about["answer_words"], about["step_words"],
                    ask["step"]]
         model.change(model_info, model, outputs, api_name="model_info", queue=False)
+        # plotly is loaded by the first chart drawn: one drawn off-screen at page load, so that the first answer's
+        # charts come with its text rather than seconds after it
+        gr.Plot(plot(plots.placeholder("")), show_label=False, container=False, elem_classes="cott-warm")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

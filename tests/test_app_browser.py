@@ -149,6 +149,7 @@ def test_ask_out_of_scope_edit_sweep(url, browser):
     page.goto(url)
     page.wait_for_selector("#examples .gallery-item", timeout=30_000)
     assert not page.locator("#step-plot").is_visible()  # no empty chart frame before there is a chart
+    page.wait_for_selector(".cott-warm .js-plotly-plot", state="attached", timeout=30_000)  # plotly loaded up front
     box, button = page.locator("#text textarea").bounding_box(), page.locator("#ask").bounding_box()
     assert 0 <= button["y"] - (box["y"] + box["height"]) < 60  # Ask sits right under the text box
 
