@@ -21,7 +21,8 @@ def calibration_text(cal: dict | None) -> str | None:
         errors = f" (calibration error {pct(cal['raw_ece'])} → {pct(cal['scaled_ece'])})"
     examples = cal.get("examples")
     examples = f"{examples:,}" if isinstance(examples, int) else examples
-    return f"temperature-scaled, T = {cal.get('temperature', 1):.3g}, fit on {examples} {cal.get('split')} examples{errors}"
+    return (f"temperature-scaled, T = {cal.get('temperature', 1):.3g}, fit on {examples} {cal.get('split')} "
+            f"examples{errors}")
 
 
 def steps_to_answers(m) -> str:

@@ -217,7 +217,8 @@ def batch_tab(models: dict[str, Model], model, threshold_in) -> None:
             "threshold (step or answer) are flagged."
         )
         with gr.Row(equal_height=False):
-            upload = gr.File(label="File", file_types=[".csv", ".jsonl", ".json", ".txt"], min_width=260, elem_id="batch-file")
+            upload = gr.File(label="File", file_types=[".csv", ".jsonl", ".json", ".txt"], min_width=260,
+                             elem_id="batch-file")
             batch_btn = gr.Button("Run batch", variant="primary", min_width=160, elem_id="batch-run")
         batch_status = gr.Markdown()
         batch_table = gr.Dataframe(pd.DataFrame(columns=render.BATCH_COLUMNS), label="Predictions", interactive=False,

@@ -95,7 +95,8 @@ CUT_HEADERS = """sel => { const ctx = document.createElement('canvas').getContex
   return [...document.querySelectorAll(sel)].filter(e => e.offsetParent).map(e => {
     ctx.font = getComputedStyle(e).font;
     const need = Math.max(0, ...e.textContent.trim().split(/\\s+/).map(w => ctx.measureText(w).width));
-    return [e.textContent.trim(), need, e.getBoundingClientRect().width]; }).filter(([, need, have]) => need > have + 1); }"""
+    return [e.textContent.trim(), need, e.getBoundingClientRect().width]; })
+    .filter(([, need, have]) => need > have + 1); }"""
 # Tables wider than their block (they would scroll sideways) or than the window.
 WIDE_TABLES = """() => [...document.querySelectorAll('.cott-table')].filter(b => b.offsetParent).map(b =>
   [b.id, b.querySelector('table').getBoundingClientRect().width, b.clientWidth, window.innerWidth])
