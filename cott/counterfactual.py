@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import torch
 
 from .batching import by_prompt_length
+from . import monitor
 from .inference import answer_given_steps, reason
 
 POLICIES = ("fixed", "given", "gold", "runner_up", "random_wrong", "all")
@@ -74,6 +75,8 @@ class CounterfactualRecord:
     gold_step: str | None = None
     gold_label: str | None = None
     correct: bool | None = None
+    scope_score: float | None = None  # the checkpoint's fitted out-of-scope signal, if it has one
+    out_of_scope: bool | None = None  # scope_score below its fitted threshold
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,8 +113,12 @@ def run(
     max_length: int = 128,
     batch_size: int = 64,
     texts: Sequence[str] | None = None,
+    scope_fit: dict | None = None,
 ) -> list[CounterfactualRecord]:
     """Counterfactual records for ``inputs`` (text fields), in input order.
+
+    ``scope_fit``: the checkpoint's out-of-scope fit (``{"signal", "threshold"}``); each record then says whether
+    the input looks out of scope, as ``CoTTPipeline`` predictions do.
 
     ``steps[i]`` lists the steps (one label or phrase per slot) to inject into input ``i`` for the
     ``fixed``/``given`` policies. Forward passes: one Step I and one Step II (Î) pass per batch of
@@ -137,6 +144,9 @@ def run(
         fields = [inputs[i] for i in idx]
         r = reason(model, fields, None, max_length)
         final = {"direct": r["p_answer"], "step2": r["p_answer_step"]}.get(answer_mode, r["p_rectified"])
+        scores = None
+        if scope_fit:
+            scores = monitor.signal_scores(r["p_rectified"], r["p_answer"], r["p_step_hat"])[scope_fit["signal"]]
         chosen, pairs = [], []
         for k, i in enumerate(idx):
             gold = gold_steps[i] if gold_steps is not None else None
@@ -154,6 +164,9 @@ def run(
                 step=" | ".join(hat), step_prob=float(r["p_step_hat"][k]), answer=answer,
                 answer_step=labels[int(r["p_answer_step"][k].argmax())],
             )
+            if scores is not None:
+                rec.scope_score = float(scores[k])
+                rec.out_of_scope = rec.scope_score < scope_fit["threshold"]
             if gold_steps is not None and gold_steps[i]:
                 rec.gold_step = " | ".join(gold_steps[i])
             if gold_labels is not None and gold_labels[i] is not None:

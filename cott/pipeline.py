@@ -291,6 +291,7 @@ class CoTTPipeline:
             step_answers=self.step_answers, answer_mode=self.config.get("answer_mode", "rectified"),
             constrained=constrained, seed=seed, max_length=self.max_length, batch_size=batch_size,
             texts=[f["text"] for f in fields],
+            scope_fit=self.config.get("out_of_scope") if isinstance(self.config.get("out_of_scope"), dict) else None,
         )
 
     def _gold_step(self, step) -> tuple[str, ...] | None:

@@ -30,7 +30,7 @@ from .inputs import MAX_CHARS, MAX_UPLOAD_BYTES, InputError
 
 EXPERIMENT_MAX_ROWS = 2_000  # rows of one experiment
 MAX_INJECTIONS = 20  # injected steps per row ("all" injects every known step)
-CHUNK = 128  # rows per call to the model (and per step of the progress bar)
+CHUNK = 128  # injections per call to the model (and per step of the progress bar), in whole rows
 POLICY_CHOICES = [  # (what the user reads, the library's policy)
     ("A fixed step for every row", "fixed"),
     ("The file's step column (a step per row)", "given"),
@@ -41,12 +41,20 @@ POLICY_CHOICES = [  # (what the user reads, the library's policy)
 ]
 POLICY_NAMES = {value: text for text, value in POLICY_CHOICES}
 RECORD_COLUMNS = ["row", "text", "model_step", "model_step_prob", "model_answer", "gold_step", "gold_label", "model_correct",
-           "injected_step", "answer", "answer_prob", "changed", "follows", "correct"]
+           "injected_step", "answer", "answer_prob", "changed", "follows", "correct", "note"]
+SCOPE_VERDICT = "out of scope: unlike anything the model was trained on; its answer is a guess"  # a row's note
 MAX_PLOT_STEPS = 30  # rows of the heatmap and bars of the rates: the most injected steps
 MAX_PLOT_ANSWERS = 20  # heatmap columns when they are answers (no hierarchy): the most frequent ones
 OTHER = "(other)"
 
 Runner = Callable[..., list]  # runner(inputs, policy, steps=, gold_steps=, labels=, constrained=, seed=) -> records
+
+
+FIRST_ROWS = f"Run its first {EXPERIMENT_MAX_ROWS:,} rows with the button below"  # what a file over EXPERIMENT_MAX_ROWS rows is offered
+
+
+class TooManyRows(InputError):
+    """A file over EXPERIMENT_MAX_ROWS rows: refused, unless the user asks for its first EXPERIMENT_MAX_ROWS rows."""
 
 
 @dataclass
@@ -70,14 +78,30 @@ class Plan:
 
 # ---- reading the file --------------------------------------------------------------------------
 def read_file(path: str) -> list[dict]:
-    """The rows of an uploaded file (``cott.table.read_rows``) within the upload and row limits; raises InputError."""
+    """The rows of an uploaded file within the upload and row limits (over EXPERIMENT_MAX_ROWS: TooManyRows); raises InputError."""
+    rows = _all_rows(path)
+    if len(rows) > EXPERIMENT_MAX_ROWS:
+        raise TooManyRows(f"{Path(path).name}: {len(rows):,} rows; the limit is {EXPERIMENT_MAX_ROWS:,}. {FIRST_ROWS}, or split "
+                          "it.")
+    return rows
+
+
+def read_first(path: str) -> tuple[list[dict], list[str]]:
+    """The first EXPERIMENT_MAX_ROWS rows of an uploaded file, and a notice when there were more; raises InputError."""
+    rows = _all_rows(path)
+    cut = [f"The file has {len(rows):,} rows; only the first {EXPERIMENT_MAX_ROWS:,} were run."] if len(rows) > EXPERIMENT_MAX_ROWS else []
+    return rows[:EXPERIMENT_MAX_ROWS], cut
+
+
+def _all_rows(path: str) -> list[dict]:
+    """Every row of an uploaded file (``cott.table.read_rows``) within the upload limit; raises InputError."""
     name = Path(path).name
     size = os.path.getsize(path)
     if size > MAX_UPLOAD_BYTES:
         raise InputError(f"The file is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB. "
                          "Split it.")
     try:
-        return read_rows(path, max_rows=EXPERIMENT_MAX_ROWS)
+        return read_rows(path)
     except DataError as err:  # the message names the upload's temporary path: show the file's name instead
         raise InputError(str(err).replace(str(path), name, 1)) from None
     except (UnicodeDecodeError, OSError) as err:
@@ -137,7 +161,7 @@ def make_plan(pipe, rows: list[dict], policy: str, step=None, seed=0, constraine
     if not rows:
         raise InputError("The file has no rows.")
     if len(rows) > EXPERIMENT_MAX_ROWS:
-        raise InputError(f"The file has {len(rows):,} rows; the limit is {EXPERIMENT_MAX_ROWS:,}. Split it.")
+        raise TooManyRows(f"The file has {len(rows):,} rows; the limit is {EXPERIMENT_MAX_ROWS:,}. Split it.")
     try:
         seed = int(seed or 0)
     except (TypeError, ValueError):
@@ -202,17 +226,27 @@ def _inputs(pipe, rows, path, notices) -> list:
 
 
 # ---- running it --------------------------------------------------------------------------------
-def run(plan: Plan, runner: Runner, progress: Callable[[int, int], None] | None = None) -> list[CounterfactualRecord]:
-    """The records of every row, in file order: ``runner`` (the pipeline's ``counterfactuals``) on chunks of rows.
+def chunk_rows(plan: Plan) -> int:
+    """Rows per call to the model: about CHUNK injections, so that a Stop is heard within one chunk."""
+    return max(1, CHUNK // plan.per_row)
 
-    The random wrong step of chunk k is drawn with seed ``plan.seed + k * CHUNK``: a seed gives the same draws on
-    every run of the same file.
+
+def run(plan: Plan, runner: Runner, progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None) -> list[CounterfactualRecord]:
+    """The records of the rows, in file order: ``runner`` (the pipeline's ``counterfactuals``) on chunks of rows;
+    once ``stop()`` is true, the rows done so far (it is asked between chunks).
+
+    The random wrong step of the chunk starting at row ``start`` is drawn with seed ``plan.seed + start``: a seed
+    gives the same draws on every run of the same file.
     """
     records = []
-    for start in range(0, plan.rows, CHUNK):
+    size = chunk_rows(plan)
+    for start in range(0, plan.rows, size):
+        if stop is not None and stop():
+            return records
         if progress is not None:
             progress(start, plan.rows)
-        end = start + CHUNK
+        end = start + size
         steps = plan.steps[start:end] if isinstance(plan.steps, list) else plan.steps
         chunk = runner(plan.inputs[start:end], plan.policy, steps=steps,
                        gold_steps=None if plan.gold_steps is None else plan.gold_steps[start:end],
@@ -239,6 +273,7 @@ def result_rows(records: list[CounterfactualRecord]) -> list[dict]:
             if inj is not None:
                 row.update(injected_step=inj.step, answer=inj.answer, answer_prob=inj.answer_prob,
                            changed=inj.changed, follows=inj.follows, correct=inj.correct)
+            row["note"] = SCOPE_VERDICT if rec.out_of_scope else ""
             out.append(row)
     return out
 

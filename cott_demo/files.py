@@ -1,5 +1,6 @@
-"""Reading uploaded batch files: the "text" values of a CSV, JSON-lines or JSON-array file (no Gradio, no datasets;
-a JSON array is read by ``cott.table.json_objects``, as the Experiment tab's files are)."""
+"""Reading uploaded batch files: the rows of a CSV, JSON-lines or JSON-array file, "text" and the file's own
+columns (no Gradio, no datasets; a JSON array is read by ``cott.table.json_objects``, as the Experiment tab's
+files are)."""
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,9 @@ def upload_path(file) -> str:
     return file if isinstance(file, str) else getattr(file, "name", None) or file.get("path")
 
 
-def read_batch_file(path: str) -> list:
-    """The "text" values of an uploaded CSV, JSON-lines or JSON-array file; raises InputError."""
+def read_batch_file(path: str) -> list[dict]:
+    """The rows of an uploaded CSV, JSON-lines or JSON-array file: dicts with "text" and the file's other columns;
+    raises InputError."""
     size = os.path.getsize(path)
     if size > MAX_UPLOAD_BYTES:
         raise InputError(f"The file is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB. Split it.")
@@ -37,7 +39,7 @@ def read_batch_file(path: str) -> list:
     suffix = Path(path).suffix.lower()
     head = content.lstrip()[:1]
     if head == "[" and suffix != ".csv":
-        texts = _json_array_texts(content)
+        texts = _json_array(content)
     elif suffix in (".jsonl", ".ndjson", ".json") or (suffix != ".csv" and head == "{"):
         texts = _json_lines(content)
     else:
@@ -49,7 +51,16 @@ def read_batch_file(path: str) -> list:
     return texts
 
 
-def _json_array_texts(content: str) -> list:
+def _cell(value):
+    """A JSON field as a table cell: text and numbers as they are, anything else as JSON."""
+    return value if value is None or isinstance(value, (str, int, float)) else json.dumps(value, ensure_ascii=False)
+
+
+def _json_row(d: dict) -> dict:
+    return {"text": d["text"], **{str(k): _cell(v) for k, v in d.items() if k != "text"}}
+
+
+def _json_array(content: str) -> list:
     try:
         data = json_objects(content)
     except ValueError as err:
@@ -58,7 +69,7 @@ def _json_array_texts(content: str) -> list:
         data = None
     if data is None or not all("text" in d for d in data):
         raise InputError('Every item of the JSON array must be an object with a "text" field.')
-    return [d["text"] for d in data]
+    return [_json_row(d) for d in data]
 
 
 def _json_lines(content: str) -> list:
@@ -72,7 +83,7 @@ def _json_lines(content: str) -> list:
             raise InputError(f'Line {n} is not valid JSON; each line must be like {{"text": "..."}}.') from None
         if not isinstance(row, dict) or "text" not in row:
             raise InputError(f'Line {n} has no "text" field; each line must be like {{"text": "..."}}.')
-        texts.append(row["text"])
+        texts.append(_json_row(row))
     return texts
 
 
@@ -85,6 +96,9 @@ def _csv_texts(content: str) -> list:
             found = ", ".join(h.strip() for h in header[:8]) or "none"
             raise InputError(f'The CSV has no "text" column (found: {found}). Add a header row with a "text" column.')
         i = cols.index("text")
-        return [row[i] if i < len(row) else "" for row in reader if row]
+        names = [h.strip() or f"column {k}" for k, h in enumerate(header, 1)]
+        return [{"text": row[i] if i < len(row) else "",
+                 **{n: (row[k] if k < len(row) else "") for k, n in enumerate(names) if k != i}}
+                for row in reader if row]
     except csv.Error as err:
         raise InputError(f"The CSV could not be read ({err}).") from None

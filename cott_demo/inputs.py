@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 
 MAX_CHARS = 2_000  # longer texts are truncated, with a notice
 MAX_STEP_CHARS = 200
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 BATCH_MAX_ROWS = 1_000  # rows of one Batch-tab file (an Experiment's: experiment.EXPERIMENT_MAX_ROWS)
 DEFAULT_THRESHOLD = float(os.environ.get("COTT_MONITOR_THRESHOLD", "0.5"))
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 
 class InputError(ValueError):
@@ -27,6 +29,8 @@ def clean_text(text, limit: int = MAX_CHARS, what: str = "text") -> tuple[str, l
     if len(text) > limit:
         notices.append(f"The {what} had {len(text):,} characters; only the first {limit:,} were used.")
         text = text[:limit]
+    if _HTML_TAG.search(text):
+        notices.append(f"The {what} contains HTML tags: they are read as plain text, never rendered.")
     return text, notices
 
 

@@ -21,6 +21,17 @@ from .serving import (CONCURRENCY, Model, configured_checkpoints, load_examples,
 
 CSS = """
 .gradio-container {max-width: 1200px !important; margin: auto;}
+.cott-plot:has(.empty), .cott-table:has(.no-rows) {display: none !important;}  /* nothing to show: no empty frame */
+/* tables sized by their content: headers wrap only between words, long cells wrap, the table fits the page */
+.cott-table {contain: inline-size;}  /* a wide table scrolls inside its block, never the page */
+.cott-table table {width: 100% !important; table-layout: auto !important;}
+.cott-table th, .cott-table td {width: auto !important; min-width: 0 !important; max-width: 10em !important;}
+.cott-table td:nth-child(2) {max-width: 16em !important;}
+.cott-table th *, .cott-table td *, .cott-table .body-cell * {
+  font-family: var(--font) !important; font-size: var(--text-sm) !important; word-break: normal !important;
+  overflow-wrap: break-word !important; white-space: normal !important;}
+#about-card td:first-child {white-space: nowrap;}
+.cott-warm {position: fixed !important; left: -10000px; top: 0; width: 400px; pointer-events: none;}
 @media (max-width: 640px) { .gradio-container {padding: 4px !important;} }
 .cott-cards {display: flex; flex-wrap: wrap; gap: 8px; margin: 4px 0;}
 .cott-card {flex: 1 1 150px; border: 1px solid var(--border-color-primary, #ddd); border-radius: 8px;
@@ -76,6 +87,9 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
         outputs = [description, ask["help"], ask["examples"], about["card"], about["answer_words"], about["step_words"],
                    ask["step"]]
         model.change(model_info, model, outputs, api_name="model_info", queue=False)
+        # plotly is loaded by the first chart drawn: one drawn off-screen at page load, so that the first answer's
+        # charts come with its text rather than seconds after it
+        gr.Plot(plot(plots.placeholder("")), show_label=False, container=False, elem_classes="cott-warm")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 
@@ -88,20 +102,20 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
             with gr.Column(scale=3, min_width=300):
                 text = gr.Textbox(label="Text", lines=3, max_lines=8, placeholder="Type a text or pick an example",
                                   elem_id="text")
+                ask = gr.Button("Ask", variant="primary", elem_id="ask")
                 help_md = gr.Markdown(render.input_help(init))
             with gr.Column(scale=2, min_width=260):
                 samples = [[t] for t in examples.get(first, [])]
                 examples_ds = gr.Dataset(components=[text], samples=samples or [[""]], type="index", label="Examples",
                                          samples_per_page=10, visible=bool(samples), elem_id="examples")
-                ask = gr.Button("Ask", variant="primary", elem_id="ask")
         status = gr.Markdown(elem_id="status")
         with gr.Row(equal_height=False):
             with gr.Column(min_width=300):
-                step_md = gr.Markdown()
-                step_plot = gr.Plot(label="Top steps", elem_id="step-plot")
+                step_md = gr.Markdown(elem_id="step-md")
+                step_plot = gr.Plot(label="Top steps", elem_id="step-plot", elem_classes="cott-plot")
             with gr.Column(min_width=300):
-                answer_md = gr.Markdown()
-                answer_plot = gr.Plot(label="Answer distributions", elem_id="answer-plot")
+                answer_md = gr.Markdown(elem_id="answer-md")
+                answer_plot = gr.Plot(label="Answer distributions", elem_id="answer-plot", elem_classes="cott-plot")
         with gr.Accordion("Raw output (JSON)", open=False):
             raw = gr.JSON(label="Prediction")
 
@@ -113,8 +127,8 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
             inject_btn = gr.Button("Answer with this step", variant="primary", scale=1, min_width=160, elem_id="inject")
         inject_status = gr.Markdown()
         with gr.Row(equal_height=False):
-            compare_md = gr.Markdown()
-            compare_plot = gr.Plot(label="Model's step vs yours", elem_id="compare-plot")
+            compare_md = gr.Markdown(elem_id="compare-md")
+            compare_plot = gr.Plot(label="Model's step vs yours", elem_id="compare-plot", elem_classes="cott-plot")
         with gr.Accordion("Raw output (JSON)", open=False):
             inject_raw = gr.JSON(label="Injection")
 
@@ -136,7 +150,8 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
             for n in notices:
                 gr.Warning(render.toast(n))
             scope = m.pipe.config.get("out_of_scope")  # the checkpoint's out-of-scope fit, if it has one
-            return {status: render.status_md(notices=notices), step_md: render.step_section(pred, thr, scope),
+            headline = "\n\n".join(filter(None, [render.scope_md(pred, scope), render.status_md(notices=notices)]))
+            return {status: headline, step_md: render.step_section(pred, thr, scope),
                     step_plot: plot(plots.step_figure(pred)), answer_md: render.answer_section(pred),
                     answer_plot: plot(plots.answer_figure(pred)), step_in: gr.Dropdown(choices=pred.steps, value=pred.step),
                     raw: render.summary(name, pred, thr, notices, scope)}
@@ -166,9 +181,9 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
         gr.Markdown("## Sweep every step")
         sweep_btn = gr.Button("Sweep all known steps", elem_id="sweep")
         sweep_status = gr.Markdown()
-        sweep_plot = gr.Plot(label="p(y|x,I) over steps", elem_id="sweep-plot")
+        sweep_plot = gr.Plot(label="p(y|x,I) over steps", elem_id="sweep-plot", elem_classes="cott-plot")
         sweep_table = gr.Dataframe(pd.DataFrame(columns=render.SWEEP_COLUMNS), label="Answer under each step",
-                                   interactive=False, wrap=True)
+                                   interactive=False, wrap=True, elem_id="sweep-table", elem_classes="cott-table")
 
         def sweep(name, text):
             try:
@@ -184,13 +199,14 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
 
         sweep_btn.click(sweep, [model, text], [sweep_status, sweep_plot, sweep_table], api_name="sweep")
 
-        shown = [status, step_md, step_plot, answer_md, answer_plot, raw, compare_md, compare_plot, inject_raw,
-                 sweep_status, sweep_plot, sweep_table]
+        outputs = [status, step_md, step_plot, answer_md, answer_plot, raw, compare_md, compare_plot, inject_raw,
+                   sweep_status, sweep_plot, sweep_table]
 
         def clear():  # a new model: the last one's texts, charts, tables and raw outputs are emptied
-            return {c: "" if isinstance(c, gr.Markdown) else None for c in shown}
+            return {c: "" if isinstance(c, gr.Markdown) else None for c in outputs}
 
-        model.input(clear, None, shown, api_name="clear", queue=False)
+        model.input(clear, None, outputs, api_name="clear", queue=False)
+        model.input(lambda: "", None, text, queue=False, api_visibility="private")  # and the other model's text
     return {"help": help_md, "examples": examples_ds, "step": step_in}
 
 
@@ -203,25 +219,26 @@ def batch_tab(models: dict[str, Model], model, threshold_in) -> None:
             "threshold (step or answer) are flagged."
         )
         with gr.Row(equal_height=False):
-            upload = gr.File(label="File", file_types=[".csv", ".jsonl", ".json", ".txt"], min_width=260)
-            batch_btn = gr.Button("Run batch", variant="primary", min_width=160)
+            upload = gr.File(label="File", file_types=[".csv", ".jsonl", ".json", ".txt"], min_width=260,
+                             elem_id="batch-file")
+            batch_btn = gr.Button("Run batch", variant="primary", min_width=160, elem_id="batch-run")
         batch_status = gr.Markdown()
         batch_table = gr.Dataframe(pd.DataFrame(columns=render.BATCH_COLUMNS), label="Predictions", interactive=False,
-                                   wrap=True)
+                                   wrap=True, elem_id="batch-table", elem_classes="cott-table")
         batch_file = gr.File(label="Download CSV", interactive=False)
 
         def batch(name, file, thr, progress=gr.Progress()):
             thr = monitor_threshold(thr)
             try:
                 m = usable(models, name)
-                texts = read_batch_file(upload_path(file))
+                table = read_batch_file(upload_path(file))
             except (InputError, OSError) as err:
                 return {batch_status: warn(err), batch_table: None, batch_file: None}
-            rows = predict_rows(m.spec, texts, thr, progress)
-            shown, full = render.batch_frames(rows)
+            rows = predict_rows(m.spec, [r["text"] for r in table], thr, progress)
+            frame, full = render.batch_frames(rows, [{k: v for k, v in r.items() if k != "text"} for r in table])
             out = Path(tempfile.mkdtemp(prefix="cott_batch_")) / f"cott_{m.name}_predictions.csv"
             full.to_csv(out, index=False, lineterminator="\r\n")  # RFC 4180: a cell with a lone CR is quoted
-            return {batch_status: render.batch_status(rows, thr), batch_table: shown, batch_file: str(out)}
+            return {batch_status: render.batch_status(rows, thr), batch_table: frame, batch_file: str(out)}
 
         batch_btn.click(batch, [model, upload, threshold_in], [batch_status, batch_table, batch_file], api_name="batch",
                         concurrency_limit=1)
@@ -230,7 +247,7 @@ def batch_tab(models: dict[str, Model], model, threshold_in) -> None:
 def about_tab(init: Model | None) -> dict:
     """The checkpoint's card and its verbalizers; returns what a model change updates."""
     with gr.Tab("About"):
-        card = gr.Markdown(card_markdown(init) if init else "")
+        card = gr.Markdown(card_markdown(init) if init else "", elem_id="about-card")
         with gr.Accordion("Answer verbalizer (label → words)", open=False):
             answer_words = gr.Dataframe(render.words_table(init.card.get("answer_words") if init else None),
                                         interactive=False)

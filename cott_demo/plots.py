@@ -64,6 +64,7 @@ def _layout(title: str, height: int, xtitle: str = "probability", **kw) -> dict:
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
         xaxis=dict(title=dict(text=xtitle), range=[0, 1.05], gridcolor="#e5e5e5", zeroline=False, tickformat=".0%"),
         yaxis=dict(automargin=True, autorange="reversed", ticks="", showgrid=False),
+        uniformtext=dict(minsize=10, mode="show"),  # a label inside a thin bar keeps a readable size
         **kw,
     )
 
@@ -72,9 +73,14 @@ def _height(rows: int, per_row: int = 30, base: int = 120, lo: int = 220, hi: in
     return max(lo, min(hi, base + per_row * rows))
 
 
+INSIDE_FROM = 0.8  # a bar this long has its label inside its end: outside, a phone's narrow chart would cut it
+
+
 def _hbar(name: str | None, x, y, colour, text, hover: str) -> dict:
-    bar = dict(type="bar", x=[float(v) for v in x], y=list(y), orientation="h", marker=dict(color=colour),
-               text=list(text), textposition="outside", cliponaxis=False, hovertemplate=hover)
+    x = [float(v) for v in x]
+    bar = dict(type="bar", x=x, y=list(y), orientation="h", marker=dict(color=colour), text=list(text),
+               textposition=["inside" if v >= INSIDE_FROM else "outside" for v in x], insidetextanchor="end",
+               cliponaxis=False, hovertemplate=hover)
     if name is not None:
         bar["name"] = name
     return bar

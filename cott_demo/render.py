@@ -61,12 +61,13 @@ def answer_under_step(pred) -> str:
 
 def status_md(error: str | None = None, notices: list[str] = ()) -> str:
     lines = [f"✖ **{esc(error)}**"] if error else []
-    lines += [f"ⓘ {esc(n)}" for n in notices]
+    lines += [f"**Note:** {esc(n)}" for n in notices]
     return "\n\n".join(lines)
 
 
 # ---- a prediction -----------------------------------------------------------------------------
-def monitor_md(step_prob: float | None, threshold: float) -> str:
+def monitor_md(step_prob: float | None, threshold: float, out_of_scope: bool | None = None) -> str:
+    """The p(Î|x) monitor's line: a warning below the threshold; no tick for an input flagged out of scope."""
     if step_prob is None:
         return ""
     if step_prob < threshold:
@@ -74,45 +75,51 @@ def monitor_md(step_prob: float | None, threshold: float) -> str:
             f"> ⚠ **Reasoning monitor: low confidence in the step.** p(Î|x) = {pct(step_prob)} is below the "
             f"threshold {pct(threshold)}. The model is unsure of its own reasoning: check the sweep or edit the step."
         )
+    if out_of_scope:
+        return (f"Reasoning monitor: p(Î|x) = {pct(step_prob)} ≥ threshold {pct(threshold)}, but the input looks "
+                "out of scope (above): the step is a guess too.")
     return f"✔ Reasoning monitor: p(Î|x) = {pct(step_prob)} ≥ threshold {pct(threshold)}."
 
 
 SCOPE_SIGNALS = {"neg_entropy": "minus the entropy of p̃(y|x)", "p_step": "p(Î|x)", "max_rectified": "max p̃(y|x)",
                  "max_direct": "max p(y|x)", "margin": "the margin between p̃'s two best answers"}
-OUT_OF_SCOPE = "⚠ This looks outside what the model knows"
+OUT_OF_SCOPE = "This doesn't look like anything the model was trained on"
 
 
 def scope_md(pred, fit: dict | None) -> str:
-    """The out-of-scope monitor's warning when the checkpoint's fitted signal flags the input (else "")."""
+    """The out-of-scope headline when the checkpoint's fitted signal flags the input (else ""): the verdict in words,
+    the number in a folded detail (HTML, escaped)."""
     if not pred.out_of_scope:
         return ""
     fit = fit if isinstance(fit, dict) else {}
-    signal = SCOPE_SIGNALS.get(fit.get("signal"), esc(fit.get("signal", "the checkpoint's signal")))
+    signal = SCOPE_SIGNALS.get(fit.get("signal"), str(fit.get("signal", "the checkpoint's signal")))
     threshold = fit.get("threshold")
-    where = f", fitted on {esc(fit['fit_on'])}" if fit.get("fit_on") else ""
+    where = f", fitted on {fit['fit_on']}" if fit.get("fit_on") else ""
     below = f" is below the threshold {threshold:.3f}{where}" if isinstance(threshold, (int, float)) else ""
-    return (f"> **{OUT_OF_SCOPE}.** Its in-scope score ({signal}) = {pred.scope_score:.3f}{below}. "
-            "The model answers anyway: treat the step and the answer with caution.")
+    detail = html.escape(f"Its in-scope score ({signal}) = {pred.scope_score:.3f}{below}.")
+    return (f"### ⚠ {OUT_OF_SCOPE}\nThe model answers anyway, so its answer below is only a guess.\n\n"
+            f"<details><summary>How the monitor decided</summary>{detail}</details>")
 
 
 def step_section(pred, threshold: float, scope: dict | None = None) -> str:
-    """Step I and the reasoning monitor; ``scope``: the checkpoint's out-of-scope fit (config["out_of_scope"])."""
-    warning = f"\n\n{scope_md(pred, scope)}" if pred.out_of_scope else ""
+    """Step I and the reasoning monitor (no tick for an out-of-scope input: ``scope_md`` says why, above)."""
     if pred.step is None:
-        return "### Step I\nThis model answers directly: it has no intermediate step." + warning
+        return "### Step I\nThis model answers directly: it has no intermediate step."
     words = esc(pred.step_words)
     tag = f" (label `{html.escape(pred.step)}`)" if pred.step_words != pred.step else ""
     return (
         f"### Step I: the model's reasoning\n"
         f"Generated step **Î = {words}**{tag} with p(Î|x) = **{pct(pred.step_prob)}**\n\n"
-        f"{monitor_md(pred.step_prob, threshold)}{warning}"
+        f"{monitor_md(pred.step_prob, threshold, pred.out_of_scope)}"
     )
 
 
 def answer_section(pred) -> str:
+    """The answer's heading: "The model's guess" for an input flagged out of scope."""
     conf = pred.p_rectified[pred.labels.index(pred.answer)]
+    head = "The model's guess" if pred.out_of_scope else "Answer"
     return (
-        f"### Answer: **{esc(pred.answer)}** ({pct(conf)})\n"
+        f"### {head}: **{esc(pred.answer)}** ({pct(conf)})\n"
         "<small>p(y|x): Step I's direct answer · p(y|x,Î): the answer given the step · "
         "p̃(y|x): rectified (the final answer)</small>"
     )
@@ -144,7 +151,7 @@ def comparison_md(base, mine) -> str:
     b_p = base.p_answer_step[base.labels.index(b_ans)]
     m_p = mine.p_answer_step[mine.labels.index(m_ans)]
     mine_prob = pct(mine.step_prob) if mine.step_prob is not None else "— (free text, not a known step)"
-    changed = "⇄ **The answer changed.**" if b_ans != m_ans else "= The answer did not change."
+    changed = "⇄ **The answer changed.**" if b_ans != m_ans else "The answer did not change."
     return "\n".join([
         "| | model's step Î | your step |",
         "|---|---|---|",
@@ -172,21 +179,37 @@ def sweep_table(sw) -> pd.DataFrame:
     """The answer under every known step, the most likely step first."""
     answers = sw.answers()
     order = top_indices(sw.p_steps, len(sw.steps))
-    return pd.DataFrame(
-        [(sw.steps[i], round(sw.p_steps[i], 4), answers[i][1], round(answers[i][2], 4)) for i in order],
-        columns=SWEEP_COLUMNS,
-    )
+    return pd.DataFrame([(sw.steps[i], pct(sw.p_steps[i]), answers[i][1], pct(answers[i][2])) for i in order],
+                        columns=SWEEP_COLUMNS)
 
 
-def batch_frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(table shown in the app, table written to the CSV download)."""
-    full = pd.DataFrame(rows).reindex(columns=BATCH_COLUMNS)
-    for col in ("step_prob", "confidence"):
+def short(value, limit: int = 80) -> str:
+    """A cell shortened for the table shown in the app (the CSV keeps it whole)."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _frames(rows: list[dict], columns: list[str], probs: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the table shown: long cells shortened, probabilities as percentages; the CSV's: numbers rounded, formulas
+    neutralised)."""
+    full = pd.DataFrame(rows).reindex(columns=columns)
+    for col in probs:
         full[col] = pd.to_numeric(full[col], errors="coerce").round(4)
     full = full.astype(object).where(full.notna(), "")
-    shown = full.copy()
-    shown["text"] = [t if len(t) <= 80 else t[:79] + "…" for t in shown["text"].astype(str)]
+    shown = full.map(lambda v: short(v) if isinstance(v, str) else v)
+    for col in probs:
+        shown[col] = [pct(v) if v != "" else "" for v in shown[col]]
     return shown, full.map(safe_cell)
+
+
+def batch_frames(rows: list[dict], extras: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(table shown in the app, table written to the CSV download): our columns, then ``extras``, each row's own
+    columns from the file (one of our names gets " (file)")."""
+    extras = extras or [{} for _ in rows]
+    names = list(dict.fromkeys(k for e in extras for k in e))
+    rename = {k: f"{k} (file)" if k in BATCH_COLUMNS else k for k in names}
+    merged = [{**r, **{rename[k]: v for k, v in e.items()}} for r, e in zip(rows, extras)]
+    return _frames(merged, BATCH_COLUMNS + [rename[k] for k in names], ("step_prob", "confidence"))
 
 
 def batch_status(rows: list[dict], threshold: float) -> str:
@@ -194,7 +217,8 @@ def batch_status(rows: list[dict], threshold: float) -> str:
     outside = sum(1 for r in rows if "out of scope" in str(r.get("flag", "")))
     errors = sum(1 for r in rows if str(r.get("note", "")).startswith("error"))
     why = f"below {pct(threshold)}" + (", or out of scope" if outside else "")
-    scope = f"{outside:,} out of scope, " if outside else ""
+    scope = (f"{outside:,} out of scope (unlike anything the model was trained on: their answers are guesses), "
+             if outside else "")
     msg = f"Processed {len(rows):,} rows: {flagged:,} flagged ({why}), {scope}{errors:,} with errors."
     return f"✔ {esc(msg)}"
 
@@ -204,14 +228,12 @@ EXPERIMENT_SHOWN = 500  # rows of the table shown in the app; the CSV has them a
 
 
 def experiment_frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the first EXPERIMENT_SHOWN rows, shown in the app; every row, for the CSV, its formulas neutralised)."""
-    full = pd.DataFrame(rows).reindex(columns=EXPERIMENT_COLUMNS)
-    for col in ("model_step_prob", "answer_prob"):
-        full[col] = pd.to_numeric(full[col], errors="coerce").round(4)
-    full = full.astype(object).where(full.notna(), "")
-    shown = full.head(EXPERIMENT_SHOWN).copy()
-    shown["text"] = [t if len(t) <= 80 else t[:79] + "…" for t in shown["text"].astype(str)]
-    return shown, full.map(safe_cell)
+    """(the first EXPERIMENT_SHOWN rows, shown in the app: empty columns left out, headers in words; every row, for
+    the CSV, its formulas neutralised)."""
+    shown, full = _frames(rows, EXPERIMENT_COLUMNS, ("model_step_prob", "answer_prob"))
+    shown = shown.head(EXPERIMENT_SHOWN)
+    shown = shown[[c for c in shown.columns if (shown[c] != "").any()]]
+    return shown.rename(columns=lambda c: c.replace("_", " ")), full
 
 
 def _card(title: str, value: str, note: str = "") -> str:
@@ -239,11 +261,18 @@ def experiment_cards(summ: dict) -> str:
 
 
 def experiment_status(model: str, policy: str, rows: int, injections: int, seconds: float, shown: int,
-                      notices: list[str] = ()) -> str:
+                      notices: list[str] = (), planned: int | None = None, outside: int = 0) -> str:
+    """The run's summary line; ``planned`` > ``rows``: stopped early, after ``rows`` of ``planned`` rows."""
     msg = (f"{model}: {policy}, {rows:,} rows, {injections:,} injections in {seconds:.1f} s. The table shows "
            + (f"the first {shown:,} of {injections:,} rows; the CSV has them all." if shown < injections
               else "every row; so does the CSV."))
-    return "\n\n".join([f"✔ {esc(msg)}"] + [f"ⓘ {esc(n)}" for n in notices])
+    stopped = planned is not None and planned > rows
+    if stopped:
+        msg = f"Stopped after {rows:,} of {planned:,} rows: the results below are of those rows. " + msg
+    if outside:
+        msg += (f" {outside:,} of the rows look out of scope (unlike anything the model was trained on): their "
+                "answers are guesses.")
+    return "\n\n".join([f"{'■' if stopped else '✔'} {esc(msg)}"] + [f"**Note:** {esc(n)}" for n in notices])
 
 
 def words_table(words: dict | None) -> pd.DataFrame:

@@ -136,11 +136,14 @@ def write(tmp_path, name, content):
 def test_batch(served, tmp_path, name, content):
     status, table, download = served["client"].predict(served["cls"], write(tmp_path, name, content), 0.5, api_name="/batch")
     assert "Processed 4 rows" in status and "1 with errors" in status
-    assert table["headers"] == render.BATCH_COLUMNS
+    own = ["id"] if name.endswith(".csv") else []  # the file's own columns follow ours, in the table and the CSV
+    assert table["headers"] == render.BATCH_COLUMNS + own
     rows = table["data"]
-    assert rows[0][4] and rows[1][7].startswith("error")
+    assert rows[0][4] and rows[1][7].startswith("error") and rows[0][3].endswith("%")  # p(Î|x) as a percentage
+    if own:
+        assert [r[8] for r in rows] == ["1", "2", "3", "4"]
     csv_text = Path(download).read_text(encoding="utf-8")
-    assert csv_text.splitlines()[0].startswith("row,text,step,step_prob,answer,confidence,flag")
+    assert csv_text.splitlines()[0] == ",".join(render.BATCH_COLUMNS + own)
     assert "'=" in csv_text  # spreadsheet formulas neutralised
 
 
@@ -162,7 +165,10 @@ def test_experiment(served, tmp_path):
         assert title in cards
     assert json.loads(heatmap["plot"])["data"][0]["type"] == "heatmap"
     assert json.loads(rates["plot"])["data"][0]["type"] == "bar"
-    assert table["headers"] == experiment.RECORD_COLUMNS and len(table["data"]) == 3 * len(steps)
+    # the table shown: headers in words, columns with nothing in them (no gold step, no out-of-scope note) left out
+    hidden = {"gold_step", "note"}
+    assert table["headers"] == [c.replace("_", " ") for c in experiment.RECORD_COLUMNS if c not in hidden]
+    assert len(table["data"]) == 3 * len(steps) and table["data"][0][3].endswith("%")
     assert Path(download).name.endswith("_all_experiment.csv")
     with open(download, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -216,15 +222,19 @@ def test_predict_flows_while_an_experiment_runs(served, tmp_path, monkeypatch):
 
 
 def test_out_of_scope_monitor(served, tmp_path):
-    status, step_md, *_, summary = ask(served, "what is my balance", name="tinyscope")
-    assert render.OUT_OF_SCOPE in step_md and "threshold 2.000" in step_md
+    status, step_md, _, answer_md, *_, summary = ask(served, "what is my balance", name="tinyscope")
+    assert status.startswith(f"### ⚠ {render.OUT_OF_SCOPE}") and "threshold 2.000" in status  # said first
+    assert "<details>" in status.split("threshold 2.000")[0]  # the number folded away
+    assert answer_md.startswith("### The model's guess:") and "✔" not in step_md
     assert summary["out_of_scope"] is True and summary["scope_threshold"] == 2.0 and 0 < summary["scope_score"] <= 1
     assert "Reasoning monitor" in step_md  # the p(Î|x) threshold monitor stays
-    _, rel_md, *_, rel = ask(served, "[[Ada]] works for {{Acme}} in Paris.", name=served["rel"])  # no fit: no flag
+    rel_status, rel_md, *_, rel = ask(served, "[[Ada]] works for {{Acme}} in Paris.", name=served["rel"])  # no fit
     assert render.OUT_OF_SCOPE not in rel_md and rel["out_of_scope"] is None and rel["scope_score"] is None
+    assert render.OUT_OF_SCOPE not in rel_status
     status, table, _ = served["client"].predict("tinyscope", write(tmp_path, "a.csv", "text\nwhat is my balance\n"),
                                                 0.0, api_name="/batch")
     assert table["data"][0][6] == "⚠ out of scope" and "1 out of scope" in status
+    assert table["data"][0][7].startswith(experiment.SCOPE_VERDICT)  # said in words on the row
 
 
 # ---- bad input: a message each time, and the app keeps serving ----------------------------------
@@ -249,7 +259,8 @@ def test_huge_text_is_truncated_with_notice(served):
 def test_html_is_escaped(served):
     c, evil = served["client"], "<script>alert(1)</script><img src=x onerror=alert(2)>"
     status, step_md, *_ = ask(served, evil)
-    assert status == "" and "<script" not in step_md
+    assert "<script" not in step_md and "<script" not in status
+    assert "HTML tags: they are read as plain text" in status  # the README's promise: HTML input gets a message
     status, md, plot, raw = c.predict(served["cls"], evil, evil, 0.5, api_name="/inject")
     assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
     assert "<script" not in plot["plot"]
@@ -352,11 +363,11 @@ def test_about_card_lists_the_ingredients_of_a_weight_average():
 
 def test_about_card_says_whether_the_step_confidence_is_calibrated():
     pipe = type("P", (), {"labels": ["a"], "steps": ["s"], "kind": "classification"})()
-    cal = {"split": "val", "examples": 3260, "temperature": 3.249, "ece_raw": 0.136, "ece_scaled": 0.048}
+    cal = {"split": "val", "examples": 3260, "temperature": 3.249, "raw_ece": 0.136, "scaled_ece": 0.048}
     row = [line for line in card_markdown(serving.Model("m", "spec", pipe=pipe, card={"calibration": cal})).split("\n")
-           if line.startswith("| Step confidence")]
-    assert len(row) == 1 and "T = 3.25" in row[0] and "3260 val" in row[0] and "0.136 → 0.048" in row[0]
+           if line.startswith("- **Step confidence")]
+    assert len(row) == 1 and "T = 3.25" in row[0] and "3,260 val" in row[0] and "13.6% → 4.8%" in row[0]
     plain = card_markdown(serving.Model("m", "spec", pipe=pipe, card={}))
-    assert "not calibrated" in plain
+    assert "Step confidence" not in plain  # shown only when fitted
     direct = type("P", (), {"labels": ["a"], "steps": [], "kind": "classification"})()
     assert "Step confidence" not in card_markdown(serving.Model("m", "spec", pipe=direct, card={}))

@@ -94,8 +94,10 @@ def test_row_limit(pipes, tmp_path, extra):
 
 def test_100000_rows_are_refused_by_name(pipes, tmp_path):
     path = write(tmp_path, "huge.csv", "text\n" + "hi\n" * 100_000)
-    with pytest.raises(inputs.InputError, match="huge.csv: 100,000 rows; the limit is 2,000: split the file"):
+    with pytest.raises(exp.TooManyRows, match="huge.csv: 100,000 rows; the limit is 2,000. Run its first 2,000 rows"):
         exp.read_file(path)
+    rows, notices = exp.read_first(path)  # what the button runs: the first 2,000 rows, said in the result
+    assert len(rows) == exp.EXPERIMENT_MAX_ROWS and notices == ["The file has 100,000 rows; only the first 2,000 were run."]
 
 
 @pytest.mark.parametrize("extra", [0, 1])
@@ -224,7 +226,7 @@ def test_chunks_give_the_rows_of_one_call_in_file_order(pipes, tmp_path, monkeyp
              ("transfer money to my account", "banking", "transfer")]]
     plan = plan_of(pipes["cls"], csv_file(tmp_path, rows), "all")
     whole = exp.run(plan, runner_of(pipes["cls"]))
-    monkeypatch.setattr(exp, "CHUNK", 2)
+    monkeypatch.setattr(exp, "CHUNK", 2 * plan.per_row)  # about CHUNK injections a call: 2 rows of every step
     calls, ticks = [], []
     chunked = exp.run(plan, runner_of(pipes["cls"], calls), lambda done, total: ticks.append((done, total)))
     assert [len(c[0]) for c in calls] == [2, 2, 1]
@@ -252,6 +254,30 @@ def test_result_rows_are_the_pipelines_answers(pipes, tmp_path):
     assert [r["injected_step"] for r in rows[:3]] == pipe.steps
 
 
+def test_stop_keeps_the_finished_chunks(pipes, tmp_path, monkeypatch):
+    """Stop is heard between chunks: the rows already done come back, in file order, and no further call is made."""
+    plan = plan_of(pipes["cls"], csv_file(tmp_path, ROWS * 2), "runner_up")
+    monkeypatch.setattr(exp, "CHUNK", 2)
+    calls = []
+    records = exp.run(plan, runner_of(pipes["cls"], calls), stop=lambda: len(calls) >= 2)
+    assert len(calls) == 2 and [r.index for r in records] == [0, 1, 2, 3] and plan.rows > 4
+    assert exp.run(plan, runner_of(pipes["cls"]), stop=lambda: True) == []
+
+
+def test_a_stop_reaches_only_its_own_sessions_running_experiment():
+    from types import SimpleNamespace
+
+    from cott_demo import experiment_tab
+
+    mine, other = SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
+    experiment_tab.stop_run(mine)  # nothing running: nothing to stop, nothing kept for a later run
+    with experiment_tab.stoppable(mine) as stop, experiment_tab.stoppable(other) as theirs:
+        assert not stop.is_set()
+        experiment_tab.stop_run(mine)
+        assert stop.is_set() and not theirs.is_set()
+    assert experiment_tab._STOPS == {}  # forgotten when the runs end
+
+
 def test_result_rows_copy_each_injection():
     rec = CounterfactualRecord(index=0, text="t", step="s", step_prob=0.5, answer="a", answer_step="a", gold_step="g",
                                gold_label="a", correct=True,
@@ -259,8 +285,10 @@ def test_result_rows_copy_each_injection():
                                            Injection("y", True, "a", 0.75, False, True, True)])
     rows = exp.result_rows([rec])
     assert [[r[c] for c in exp.RECORD_COLUMNS] for r in rows] == [
-        [1, "t", "s", 0.5, "a", "g", "a", True, "x", "b", 0.25, True, False, False],
-        [1, "t", "s", 0.5, "a", "g", "a", True, "y", "a", 0.75, False, True, True]]
+        [1, "t", "s", 0.5, "a", "g", "a", True, "x", "b", 0.25, True, False, False, ""],
+        [1, "t", "s", 0.5, "a", "g", "a", True, "y", "a", 0.75, False, True, True, ""]]
+    rec.out_of_scope = True  # the checkpoint's out-of-scope verdict, in words on every row of the input
+    assert {r["note"] for r in exp.result_rows([rec])} == {exp.SCOPE_VERDICT}
 
 
 def test_result_rows_keep_an_input_without_injections():
@@ -428,8 +456,8 @@ def scoped(tmp_path_factory, ckpts):
 
 
 def test_out_of_scope_message_only_with_a_fit_that_flags(scoped, tmp_path):
-    _, step_md, *_, raw = event(scoped, "predict", "tinyscope", "what is my balance", 0.5)
-    assert render.OUT_OF_SCOPE in step_md and "threshold 2.000" in step_md and "max p̃(y|x)" in step_md
+    status, step_md, *_, raw = event(scoped, "predict", "tinyscope", "what is my balance", 0.5)
+    assert render.OUT_OF_SCOPE in status and "threshold 2.000" in status and "max p̃(y|x)" in status
     assert raw["out_of_scope"] is True and 0 < raw["scope_score"] <= 1 and raw["scope_threshold"] == 2.0
     assert "Reasoning monitor" in step_md  # the p(Î|x) monitor is still there
     _, plain_md, *_, plain = event(scoped, "predict", "tinyintent", "what is my balance", 0.5)

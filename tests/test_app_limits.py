@@ -140,7 +140,7 @@ def test_row_limit(tmp_path, fmt, extra):
         with pytest.raises(inputs.InputError, match=f"{n:,} rows; the limit is {inputs.BATCH_MAX_ROWS:,}"):
             files.read_batch_file(str(path))
     else:
-        assert files.read_batch_file(str(path)) == rows
+        assert [r["text"] for r in files.read_batch_file(str(path))] == rows
 
 
 @pytest.mark.parametrize("extra", [0, 1])
@@ -152,7 +152,7 @@ def test_upload_size_limit(tmp_path, extra):
         with pytest.raises(inputs.InputError, match="the limit is 2 MB"):
             files.read_batch_file(str(path))
     else:
-        assert len(files.read_batch_file(str(path))[0]) == inputs.MAX_UPLOAD_BYTES - 13
+        assert len(files.read_batch_file(str(path))[0]["text"]) == inputs.MAX_UPLOAD_BYTES - 13
 
 
 # ---- the reasoning monitor's threshold -----------------------------------------------------------
