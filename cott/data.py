@@ -225,7 +225,7 @@ def relation_example(tokens, spans, types=None, relation=None, meta=None) -> Exa
 # ---- generic tables -----------------------------------------------------------------------------
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 GENERIC_COLUMNS = ("text", "step", "label")  # the generic task's columns (a table may hold more: cott.table)
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "name" or "owner/name"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?")  # "name" or "owner/name", optionally ":config"
 
 
 def load_jsonl(path: str | Path, split: str, columns: dict[str, str] | str | None = None) -> Examples:
@@ -276,6 +276,7 @@ def column_names(columns: dict[str, str] | str | None = None) -> dict[str, str]:
 
 
 def is_hub_id(path) -> bool:
-    """A string that names no local file or folder and reads as a Hub dataset id (``name`` or ``owner/name``)."""
+    """A string that names no local file or folder and reads as a Hub dataset id (``name`` or ``owner/name``, with
+    ``:config`` for a dataset's configuration)."""
     return (isinstance(path, str) and not Path(path).exists() and bool(_HUB_ID.fullmatch(path))
             and Path(path).suffix.lower() not in (*TABLE_SUFFIXES, ".json", ".tsv", ".txt"))

@@ -11,12 +11,17 @@ import pandas as pd
 import pytest
 from datasets.table import MemoryMappedTable
 
+import time
+
 import cott.data
+import cott.hub
 
 from cott.data import DataError, Example, column_names, load_clinc150, load_jsonl, load_tacred, load_wos, sample
 from cott.examples import Examples, TextsOf, collect
 from helpers import ROOT, toy_examples
 from train.cli import settings
+
+_REAL_REACHABLE = cott.hub._reachable
 
 
 @pytest.fixture(autouse=True)
@@ -182,13 +187,15 @@ def _fake_hub(monkeypatch, calls):
     def split(rows):
         return datasets.Dataset.from_dict({k: [r[i] for r in rows] for i, k in enumerate(features)}, features=features)
 
-    def load_dataset(name, **kwargs):
-        calls.append((name, kwargs))
+    def load_dataset(path, **kwargs):  # datasets.load_dataset(path, name=config, ...)
+        calls.append((path, kwargs))
+        assert "trust_remote_code" not in kwargs
         return datasets.DatasetDict({
             "train": split([("my balance", "banking", 0, "x"), ("fly me", "travel", 1, "y")]),
             "validation": split([("rain?", "meta", 2, "z"), ("no label", "meta", -1, "w")])})
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(cott.hub, "_reachable", lambda: True)
 
 
 def test_a_hub_dataset_with_a_column_mapping(tmp_path, cache, monkeypatch):
@@ -227,6 +234,7 @@ def test_a_hub_failure_says_which(monkeypatch, error, says):
         raise error
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(cott.hub, "_reachable", lambda: True)
     with pytest.raises(DataError, match=f"^someone/x: (not a local file or folder|neither).*{says}"):
         load_jsonl("someone/x", "train")
 
@@ -238,5 +246,22 @@ def test_an_offline_hub_says_so(tmp_path, variable):
                            "--output-dir", str(tmp_path / "run"), "--cpu"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
-    assert ("DataError: someone/absent-dataset: not a local file or folder, and the Hugging Face Hub is offline"
-            in done.stderr), done.stderr[-2000:]
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert ("python -m train: error: someone/absent-dataset: not a local file or folder, and the Hugging Face Hub is "
+            "offline" in done.stderr), done.stderr[-2000:]
+
+
+def test_a_hub_configuration_and_an_unreachable_hub(tmp_path, cache, monkeypatch):
+    calls = []
+    _fake_hub(monkeypatch, calls)
+    load_jsonl("someone/intents:plus", "train", "text=utterance,step=domain,label=intent")
+    assert calls == [("someone/intents", {"name": "plus", "cache_dir": str(cache)})]
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setattr(cott.hub, "_reachable", _REAL_REACHABLE)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"could not be reached within 3 s: check the network, or set HF_HUB_OFFLINE=1"):
+        load_jsonl("someone/other", "train")
+    assert time.perf_counter() - started < 10 and len(calls) == 1  # no retries, and load_dataset never called
