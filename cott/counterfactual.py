@@ -77,6 +77,7 @@ class CounterfactualRecord:
     correct: bool | None = None
     scope_score: float | None = None  # the checkpoint's fitted out-of-scope signal, if it has one
     out_of_scope: bool | None = None  # scope_score below its fitted threshold
+    truncated: bool = False  # max_length cut the text (of its own Step I or Step II prompt)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,7 +163,7 @@ def run(
             rec = CounterfactualRecord(
                 index=i, text=(texts[i] if texts is not None else fields[k].get("text", "")),
                 step=" | ".join(hat), step_prob=float(r["p_step_hat"][k]), answer=answer,
-                answer_step=labels[int(r["p_answer_step"][k].argmax())],
+                answer_step=labels[int(r["p_answer_step"][k].argmax())], truncated=r["truncated"][k],
             )
             if scores is not None:
                 rec.scope_score = float(scores[k])

@@ -26,7 +26,7 @@ from cott.counterfactual import POLICIES, CounterfactualRecord, summarise
 from cott.data import DataError
 from cott.table import read_rows
 
-from .inputs import MAX_CHARS, MAX_UPLOAD_BYTES, InputError
+from .inputs import CUT_NOTE, MAX_CHARS, MAX_UPLOAD_BYTES, InputError
 
 EXPERIMENT_MAX_ROWS = 2_000  # rows of one experiment
 MAX_INJECTIONS = 20  # injected steps per row ("all" injects every known step)
@@ -273,7 +273,7 @@ def result_rows(records: list[CounterfactualRecord]) -> list[dict]:
             if inj is not None:
                 row.update(injected_step=inj.step, answer=inj.answer, answer_prob=inj.answer_prob,
                            changed=inj.changed, follows=inj.follows, correct=inj.correct)
-            row["note"] = SCOPE_VERDICT if rec.out_of_scope else ""
+            row["note"] = "; ".join(n for n, said in ((SCOPE_VERDICT, rec.out_of_scope), (CUT_NOTE, rec.truncated)) if said)
             out.append(row)
     return out
 

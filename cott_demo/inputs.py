@@ -37,3 +37,12 @@ def clean_text(text, limit: int = MAX_CHARS, what: str = "text") -> tuple[str, l
 def monitor_threshold(value) -> float:
     """The monitor threshold from the slider (the default when it sends none)."""
     return DEFAULT_THRESHOLD if value is None else float(value)
+
+
+CUT_NOTE = "text cut: longer than the model reads, only part of it was used"  # a Batch or Experiment row's note
+
+
+def cut_notice(max_length: int) -> str:
+    """What the Ask tab says when the model's max length cut the text."""
+    return (f"The text is longer than this model reads ({max_length} tokens): only part of it was used (the start, "
+            "or for a relation the words around the marked pair).")

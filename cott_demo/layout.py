@@ -11,7 +11,7 @@ from . import plots, render
 from .about import card_markdown
 from .files import read_batch_file, upload_path
 from .inputs import (BATCH_MAX_ROWS, DEFAULT_THRESHOLD, MAX_STEP_CHARS, MAX_UPLOAD_BYTES, InputError, clean_text,
-                     monitor_threshold)
+                     cut_notice, monitor_threshold)
 from .events import BAD_INPUT, plot, warn
 from .compare_tab import compare_tab
 from .experiment_tab import experiment_tab
@@ -147,6 +147,8 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
             except BAD_INPUT as err:
                 return {status: warn(err), step_md: "", step_plot: None, answer_md: "", answer_plot: None,
                         step_in: gr.Dropdown(), raw: None}
+            if pred.truncated:
+                notices.append(cut_notice(m.pipe.max_length))
             for n in notices:
                 gr.Warning(render.toast(n))
             scope = m.pipe.config.get("out_of_scope")  # the checkpoint's out-of-scope fit, if it has one

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from .experiment import SCOPE_VERDICT
-from .inputs import InputError, clean_text
+from .inputs import CUT_NOTE, InputError, clean_text
 from .serving import BATCH_SIZE, Failure, forward
 
 
@@ -39,6 +39,8 @@ def predict_rows(spec: str, texts: list[str], threshold: float, progress=None) -
             if p.out_of_scope:  # the checkpoint's fitted out-of-scope signal flags it: said in words in the note
                 flags.append("out of scope")
                 r["note"] = "; ".join(filter(None, [SCOPE_VERDICT, r["note"]]))
+            if p.truncated:
+                r["note"] = "; ".join(filter(None, [r["note"], CUT_NOTE]))
             r.update(step=p.step, step_prob=p.step_prob, answer=p.answer, confidence=conf, flag="⚠ " + ", ".join(flags) if flags else "")
     if progress is not None:
         progress(1.0, desc="done")

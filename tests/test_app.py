@@ -40,7 +40,8 @@ def served(tmp_path_factory):
     client = Client(f"http://127.0.0.1:{port}/", verbose=False)
     names = [Path(d).name for d in dirs]
     configs = [json.loads((Path(d) / "cott.json").read_text(encoding="utf-8")) for d in dirs]
-    yield {"client": client, "cls": names[0], "rel": names[1], "which": which, "configs": configs, "demo": demo}
+    yield {"client": client, "cls": names[0], "rel": names[1], "which": which, "configs": configs, "demo": demo,
+           "configs_dirs": dirs}
     demo.close()
 
 
@@ -254,6 +255,19 @@ def test_huge_text_is_truncated_with_notice(served):
     status, *_, summary = ask(served, "what is my balance " * 500)
     assert "only the first 2,000" in status and summary["answer"]
     assert_serving(served)
+
+
+def test_a_text_cut_at_the_models_max_length_is_said_so(served, tmp_path):
+    """Ask says it in the status line; Batch and Experiment rows say it in their note (a short text says nothing)."""
+    long, short = "what is my balance " * 30, "what is my balance"  # longer than any test checkpoint reads
+    assert "longer than this model reads" in ask(served, long)[0]
+    assert "longer than this model reads" not in ask(served, short)[0]
+    _, table, _ = served["client"].predict(served["cls"], write(tmp_path, "rows.csv", f"text\n{long}\n{short}\n"), 0.5,
+                                           api_name="/batch")
+    notes = [row[table["headers"].index("note")] for row in table["data"]]
+    assert inputs.CUT_NOTE in notes[0] and inputs.CUT_NOTE not in notes[1]
+    rows = experiment.result_rows(serving.load_pipeline(served["configs_dirs"][0]).counterfactuals([long, short], "runner_up"))
+    assert [inputs.CUT_NOTE in r["note"] for r in rows] == [True, False]
 
 
 def test_html_is_escaped(served):
