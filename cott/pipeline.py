@@ -38,6 +38,7 @@ class Prediction:
     p_marginal: list[float] | None = None  # top-k marginal, the remaining mass answered directly (top_k > 1)
     scope_score: float | None = None  # the checkpoint's out-of-scope signal (higher = more in scope), if it has one
     out_of_scope: bool | None = None  # scope_score below the checkpoint's fitted threshold
+    p_final: list[float] | None = None  # the distribution ``answer`` is the argmax of (the answer mode's, constrained)
     truncated: bool = False  # the checkpoint's max_length cut the text (only the text is ever cut, never a step or mask)
 
     def top(self, n: int = 5, which: str = "p_rectified") -> list[tuple[str, float]]:
@@ -213,7 +214,7 @@ class CoTTPipeline:
             scope = self._scope(r, i) if words[i] is None else (None, None)
             if not self.has_steps:
                 preds.append(Prediction(f["text"], self.labels, self.labels[max(range(len(p_answer)), key=p_answer.__getitem__)],
-                                        p_answer, p_answer, [], scope_score=scope[0], out_of_scope=scope[1],
+                                        p_answer, p_answer, [], p_final=p_answer, scope_score=scope[0], out_of_scope=scope[1],
                                         truncated=r["truncated"][i]))
                 continue
             injected = words[i] is not None
@@ -248,6 +249,7 @@ class CoTTPipeline:
                     p_steps=r["p_steps"][i].tolist(),
                     p_answer_step=p_step,
                     p_marginal=r["p_marginal"][i].tolist() if "p_marginal" in r else None,
+                    p_final=p_final,
                     scope_score=scope[0],
                     out_of_scope=scope[1],
                     truncated=r["truncated"][i],

@@ -116,7 +116,7 @@ def step_section(pred, threshold: float, scope: dict | None = None) -> str:
 
 def answer_section(pred) -> str:
     """The answer's heading: "The model's guess" for an input flagged out of scope."""
-    conf = pred.p_rectified[pred.labels.index(pred.answer)]
+    conf = (pred.p_final or pred.p_rectified)[pred.labels.index(pred.answer)]
     head = "The model's guess" if pred.out_of_scope else "Answer"
     return (
         f"### {head}: **{esc(pred.answer)}** ({pct(conf)})\n"
@@ -127,7 +127,7 @@ def answer_section(pred) -> str:
 
 def summary(name: str, pred, threshold: float, notices: list[str], scope: dict | None = None) -> dict:
     """The Ask tab's raw output (JSON); ``scope``: the checkpoint's out-of-scope fit, if any."""
-    conf = pred.p_rectified[pred.labels.index(pred.answer)]
+    conf = (pred.p_final or pred.p_rectified)[pred.labels.index(pred.answer)]
     return {
         "model": name,
         "step": pred.step,

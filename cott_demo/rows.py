@@ -30,7 +30,7 @@ def predict_rows(spec: str, texts: list[str], threshold: float, progress=None) -
                 r["note"] = f"error: {out.message}"
                 continue
             p = out[0]
-            conf = p.p_rectified[p.labels.index(p.answer)]
+            conf = (p.p_final or p.p_rectified)[p.labels.index(p.answer)]
             flags = []
             if p.step_prob is not None and p.step_prob < threshold:
                 flags.append("low step prob")

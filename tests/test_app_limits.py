@@ -231,7 +231,8 @@ def test_toasts_are_escaped(demo, tmp_path, monkeypatch):
     path.write_text(f"{EVIL},other\n1,2\n", encoding="utf-8")
     status, *_ = event(demo, "batch", "tinyintent", str(path), 0.5)
     event(demo, "predict", "tinyintent", text_of(inputs.MAX_CHARS + 1), 0.5)
-    assert 'no "text" column' in status and len(toasts) == 2
+    assert 'no "text" column' in status and len(toasts) == 3  # the header's, then the text's: characters and tokens cut
+    assert "longer than this model reads" in toasts[2]
     assert_escaped(toasts[0])  # a toast renders HTML
 
 

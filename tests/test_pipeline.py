@@ -30,6 +30,20 @@ def test_prediction_is_consistent(pipe):
     assert pred.answer == pred.labels[max(range(len(expected)), key=expected.__getitem__)]
 
 
+def test_a_prediction_carries_the_distribution_its_answer_came_from(pipe):
+    own, injected = pipe("i saw a cat today"), pipe("i saw a cat today", step="vehicle")
+    assert own.p_final == own.p_rectified and injected.p_final == injected.p_answer_step  # an injected step: Step II
+    for pred in (own, injected):
+        assert pred.answer == pred.labels[max(range(len(pred.p_final)), key=pred.p_final.__getitem__)]
+    pipe.config["step_answers"] = {"animal": ["cat", "dog", "horse"], "vehicle": ["bus", "car", "truck"]}
+    try:
+        kept = pipe("i saw a cat today", step="vehicle", constrained=True).p_final
+    finally:
+        del pipe.config["step_answers"]
+    allowed = [pipe.labels.index(a) for a in ("bus", "car", "truck")]
+    assert sum(kept[i] for i in allowed) == pytest.approx(1.0) and max(kept) == max(kept[i] for i in allowed)
+
+
 def test_injecting_a_known_step_by_label_or_words(pipe):
     base = pipe("i saw a cat today")
     other = "vehicle" if base.step == "animal" else "animal"

@@ -11,7 +11,7 @@ from cott.evaluation import evaluate, headline, known_examples
 from helpers import ROOT, needs_data
 
 ASSETS = ROOT / "assets"
-SHIPPED = {"clinc150": ("clinc150",), "conll04": ("conll04", "derived_tacred_style")}
+SHIPPED = {"clinc150": ("clinc150",), "clinc150-following": ("clinc150",), "conll04": ("conll04", "derived_tacred_style")}
 CHECKS = json.loads((ASSETS / "checks.json").read_text())
 
 
@@ -38,7 +38,7 @@ def test_shipped_checkpoint_is_small_and_self_describing(name):
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_hand_written_examples(name):
     pipe = CoTTPipeline.from_pretrained(str(_checkpoint(name)), device="cpu")
-    checks = CHECKS[name]
+    checks = CHECKS[pipe.config["task"]]
     preds = pipe([c["text"] for c in checks])
     for c, p in zip(checks, preds):
         assert (p.step, p.answer) == (c["step"], c["answer"]), c["text"]
@@ -56,3 +56,13 @@ def test_no_regression_on_the_test_slice(name):
     result = evaluate(model, examples, task.kind, config["answer_mode"], config["max_length"], 64, top_k=1,
                       hierarchy=config.get("hierarchy"), progress=False)
     assert headline(result, task.kind) >= headline(recorded, task.kind) - 0.01
+
+
+def test_the_step_following_checkpoint_answers_within_an_injected_wrong_step():
+    """The hand-written texts under every other domain: the step-following model's answer moves into that domain
+    (measured 53 of 54; today's objective: 17 of 54), so a person who edits the step sees the answer move."""
+    pipe = CoTTPipeline.from_pretrained(str(_checkpoint("clinc150-following")), device="cpu")
+    pairs = [(c["text"], s) for c in CHECKS["clinc150"] for s in pipe.steps if s != c["step"]]
+    preds = pipe([t for t, _ in pairs], step=[s for _, s in pairs])
+    within = sum(p.answer in pipe.step_answers[s] for p, (_, s) in zip(preds, pairs))
+    assert within >= 0.9 * len(pairs), f"{within} of {len(pairs)}"
