@@ -1,0 +1,294 @@
+"""Word-level attributions ("why this step?"): how much each word of the text moves p(Î|x) in Step I, the answer
+under the step p(y|x,I) in Step II, and optionally the direct answer p(y|x), computed with Captum.
+
+Methods (all over the main text's tokens only: the template, the masks, the step and a relation's ``@``/``#``
+markers are never attributed nor removed; sub-tokens are summed into whitespace-separated words):
+
+- ``occlusion``: Captum's ``FeatureAblation`` with one feature per word; a word's score is how much the probability
+  falls when the word is removed from the prompt (leave-one-word-out; one batched forward per word, no gradients).
+- ``ig``: Captum's ``LayerIntegratedGradients`` on the word-embedding layer, from a reference where the text's
+  tokens are [PAD]; the scores of a text sum to p(x) - p(reference) (up to the integral's error).
+- ``grad_x_input``: Captum's ``LayerGradientXActivation`` on the word embeddings (gradient × embedding): one
+  backward pass, the simple baseline.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from captum.attr import FeatureAblation, LayerGradientXActivation, LayerIntegratedGradients
+
+from .inference import reason
+from .relation_input import OBJ_MARK, SUBJ_MARK
+from .template import TEXT_TOKEN_LIMIT, Encoding
+
+METHODS = {
+    "occlusion": "leave-one-word-out: how much the probability falls when the word is removed (Captum FeatureAblation)",
+    "ig": "integrated gradients over the word embeddings from a [PAD] reference (Captum LayerIntegratedGradients)",
+    "grad_x_input": "gradient × word embedding, one backward pass (Captum LayerGradientXActivation)",
+}
+DEFAULT_METHOD = "occlusion"  # what the demo shows: the most faithful per results/README.md
+MAX_WORDS = 128  # words attributed per text; a longer text is refused (the prompt keeps fewer tokens anyway)
+IG_STEPS = 16  # integrated-gradients steps (Gauss-Legendre): enough for MiniLM's scores to sum to within a few %
+ROWS_PER_FORWARD = 64  # prompts per forward pass: bounds the memory of IG's and occlusion's expanded batches
+
+
+@dataclass
+class Explanation:
+    """Per-word attributions of one input. Score lists follow ``words``; a positive score supports the target."""
+
+    text: str
+    words: list[str]  # the text's words (for relations the marked sentence's, without the @ / # markers)
+    roles: list[str]  # "subject", "object" or "" per word
+    seen: list[bool]  # whether the prompt kept the word (a long text is cut to the model's max length)
+    method: str
+    answer: str  # argmax p(y|x,step) (p(y|x) for a model without a step)
+    answer_prob: float
+    answer_scores: list[float]
+    step: str | None = None  # Î, the step explained in Step I
+    step_prob: float | None = None  # p(Î|x)
+    step_scores: list[float] | None = None
+    answer_step: str | None = None  # the step the answer is read under: Î or the injected one
+    direct_answer: str | None = None  # argmax p(y|x), with direct=True
+    direct_prob: float | None = None
+    direct_scores: list[float] | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prompt:
+    """One filled prompt and its target: ``kind`` "step" reads p(I=target|x) at the [C] masks, "answer" p(y=target)
+    at [A]. ``slots`` are the positions of the attributable text tokens, ``word`` each slot's word index."""
+
+    enc: Encoding
+    kind: str
+    target: int
+    slots: list[int] = field(default_factory=list)
+    word: list[int] = field(default_factory=list)
+
+    def positions(self, words) -> list[int]:
+        """The slots of these words (what removing them removes)."""
+        chosen = set(words)
+        return [s for s, w in zip(self.slots, self.word) if w in chosen]
+
+
+# ---- words --------------------------------------------------------------------------------------
+def split_words(main: str, relation: bool) -> tuple[list[tuple[int, int]], list[str], list[bool]]:
+    """Character spans of the whitespace words of ``main``, each word's role, and whether it is a marker."""
+    spans = [m.span() for m in re.finditer(r"\S+", main)]
+    roles, markers, inside = [], [], {SUBJ_MARK: False, OBJ_MARK: False}
+    for a, b in spans:
+        w = main[a:b]
+        marker = relation and w in inside
+        if marker:
+            inside[w] = not inside[w]
+        roles.append("subject" if inside[SUBJ_MARK] and not marker else "object" if inside[OBJ_MARK] and not marker else "")
+        markers.append(marker)
+    return spans, roles, markers
+
+
+def token_words(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], main: str) -> list[int]:
+    """The word index of each token, from its character offsets (its first non-space character)."""
+    starts = [a for a, _ in spans]
+    out = []
+    for a, b in offsets:
+        while a < b and main[a].isspace():
+            a += 1
+        out.append(max(0, bisect.bisect_right(starts, a) - 1))
+    return out
+
+
+# ---- prompts, deletion and probabilities --------------------------------------------------------
+def delete(enc: Encoding, positions) -> Encoding:
+    """The prompt with the tokens at ``positions`` removed (the answer and step masks move with the rest)."""
+    drop = sorted(set(positions))
+    if not drop:
+        return enc
+
+    def shift(p: int) -> int:
+        return p - bisect.bisect_left(drop, p)
+
+    gone = set(drop)
+    return replace(enc, input_ids=[t for i, t in enumerate(enc.input_ids) if i not in gone],
+                   answer_pos=shift(enc.answer_pos), step_pos=[shift(p) for p in enc.step_pos], text_pos=[], text_index=[])
+
+
+def _read(model, out: dict, kind: str, targets: torch.Tensor) -> torch.Tensor:
+    """p(target) per row of a forward's output: the joint step distribution, or the answer distribution."""
+    if kind == "step":
+        probs = model.step_distribution(out["step_logits"].float())
+    else:
+        probs = out["answer_logits"].float().softmax(-1)
+    return probs.gather(1, targets[:, None])[:, 0]
+
+
+@torch.no_grad()
+def target_probs(model, encodings: list[Encoding], kind: str, targets: list[int]) -> torch.Tensor:
+    """p(target) for each prompt, in batched forwards."""
+    model.eval()
+    out = []
+    for start in range(0, len(encodings), ROWS_PER_FORWARD):
+        batch = model.collate(encodings[start : start + ROWS_PER_FORWARD])
+        t = torch.tensor(targets[start : start + ROWS_PER_FORWARD], device=batch["input_ids"].device)
+        out.append(_read(model, model(**batch), kind, t))
+    return torch.cat(out).cpu()
+
+
+# ---- the three methods ---------------------------------------------------------------------------
+def _embeddings(model):
+    return model.masked_lm().get_input_embeddings()
+
+
+def _gradient_scores(model, prompts: list[Prompt], method: str) -> list[list[float]]:
+    """Per-slot scores of IG or gradient × input (summed over the embedding), one batch of prompts."""
+    batch = model.collate([p.enc for p in prompts])
+    kind = prompts[0].kind
+    targets = torch.tensor([p.target for p in prompts], device=batch["input_ids"].device)
+
+    def forward(input_ids, attention_mask, answer_pos, step_pos, targets):
+        return _read(model, model(input_ids, attention_mask, answer_pos, step_pos), kind, targets)
+
+    args = (batch["attention_mask"], batch["answer_pos"], batch["step_pos"], targets)
+    with torch.enable_grad():
+        if method == "ig":
+            reference = batch["input_ids"].clone()
+            for i, p in enumerate(prompts):
+                reference[i, p.slots] = model.tokenizer.pad_token_id
+            attr = LayerIntegratedGradients(forward, _embeddings(model)).attribute(
+                batch["input_ids"], reference, additional_forward_args=args, n_steps=IG_STEPS,
+                internal_batch_size=ROWS_PER_FORWARD)
+        else:
+            attr = LayerGradientXActivation(forward, _embeddings(model)).attribute(
+                batch["input_ids"], additional_forward_args=args)
+    per_token = attr.sum(-1).detach().float().cpu()
+    return [per_token[i, p.slots].tolist() for i, p in enumerate(prompts)]
+
+
+def _occlusion_scores(model, prompts: list[Prompt]) -> list[list[float]]:
+    """Per-slot scores of leave-one-word-out: Captum ablates one word (all its tokens) at a time; the forward drops
+    the ablated tokens from the prompt."""
+    width = max(1, max(len(p.slots) for p in prompts))
+    n_words = max([w + 1 for p in prompts for w in p.word], default=1)
+    presence = torch.ones(len(prompts), width)
+    mask = torch.full((len(prompts), width), n_words, dtype=torch.long)  # padding: a group of its own, a no-op
+    for i, p in enumerate(prompts):
+        mask[i, : len(p.word)] = torch.tensor(p.word, dtype=torch.long)
+    kind = prompts[0].kind
+
+    def forward(presence, rows):
+        encs = [delete(prompts[r].enc, [s for s, keep in zip(prompts[r].slots, row) if keep < 0.5])
+                for r, row in zip(rows.tolist(), presence.tolist())]
+        return target_probs(model, encs, kind, [prompts[r].target for r in rows.tolist()])
+
+    per_eval = max(1, ROWS_PER_FORWARD // len(prompts))
+    attr = FeatureAblation(forward).attribute(presence, baselines=0.0, additional_forward_args=(torch.arange(len(prompts)),),
+                                              feature_mask=mask, perturbations_per_eval=per_eval)
+    return [attr[i, : len(p.slots)].tolist() for i, p in enumerate(prompts)]
+
+
+def word_scores(model, prompts: list[Prompt], method: str, n_words: list[int]) -> list[list[float]]:
+    """Each prompt's scores per word: summed over a word's tokens (IG, gradient × input) or the word's own
+    ablation (occlusion, which gives every token of a word the same score). Prompts of one kind."""
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    out = []
+    chunk = ROWS_PER_FORWARD // IG_STEPS if method == "ig" else ROWS_PER_FORWARD
+    for start in range(0, len(prompts), max(1, chunk)):
+        part = prompts[start : start + chunk]
+        slot_scores = _occlusion_scores(model, part) if method == "occlusion" else _gradient_scores(model, part, method)
+        for p, scores, n in zip(part, slot_scores, n_words[start : start + chunk]):
+            words = [0.0] * n
+            seen = set()
+            for w, s in zip(p.word, scores):
+                if method != "occlusion":
+                    words[w] += s
+                elif w not in seen:
+                    words[w], seen = s, seen | {w}
+            out.append(words)
+    return out
+
+
+# ---- one input's prompts --------------------------------------------------------------------------
+@dataclass
+class Parsed:
+    """An input's words and where each sits in a prompt."""
+
+    words: list[str]
+    roles: list[str]
+    word_of_token: list[int]  # main-text token -> index into words, or -1 for a marker
+    text_ids: list[int]
+
+
+def parse(model, fields: dict) -> Parsed:
+    """Tokenize the main text once with offsets and group its tokens into words (markers apart)."""
+    template = model.template
+    main = template.main_string(fields[template.main])
+    spans, roles, markers = split_words(main, template.main == "marked")
+    kept = [i for i, m in enumerate(markers) if not m]
+    if len(kept) > MAX_WORDS:
+        raise ValueError(f"the text has {len(kept):,} words; attributions are computed for at most {MAX_WORDS}")
+    index = {w: j for j, w in enumerate(kept)}
+    tok = model.tokenizer(main, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
+                          max_length=TEXT_TOKEN_LIMIT)
+    of = [index.get(w, -1) for w in token_words(tok["offset_mapping"], spans, main)]
+    return Parsed([main[spans[i][0] : spans[i][1]] for i in kept], [roles[i] for i in kept], of, list(tok["input_ids"]))
+
+
+def prompt(model, fields: dict, parsed: Parsed, step, kind: str, target: int, max_length: int) -> Prompt:
+    """The prompt (Step I when ``step`` is None) with its attributable slots."""
+    enc = model.template.encode(model.tokenizer, fields, step, max_length, text_ids=parsed.text_ids)
+    pairs = [(pos, parsed.word_of_token[i]) for pos, i in zip(enc.text_pos, enc.text_index) if parsed.word_of_token[i] >= 0]
+    return Prompt(enc, kind, target, [p for p, _ in pairs], [w for _, w in pairs])
+
+
+def prompts(pipe, fields: list[dict], steps: list, direct: bool = False) -> tuple[list[Parsed], dict, dict]:
+    """Each input's words, the reasoning ``reason`` gives it, and the prompts to explain, by target: "step"
+    (p(Î|x), Step I), "answer" (p(ŷ|x,step), Step II under Î or ``steps[i]``), "direct" (p(y|x), Step I)."""
+    model = pipe.model
+    parsed = [parse(model, f) for f in fields]
+    r = reason(model, fields, steps if any(s is not None for s in steps) else None, pipe.max_length)
+    known = model.known_steps()
+    jobs: dict[str, list[Prompt]] = {}
+    for i, (f, p) in enumerate(zip(fields, parsed)):
+        if pipe.has_steps:
+            step_hat = int(r["step_hat"][i])
+            words = steps[i] if steps[i] is not None else model.step_phrase(known[step_hat])
+            jobs.setdefault("step", []).append(prompt(model, f, p, None, "step", step_hat, pipe.max_length))
+            target = int(r["p_answer_step"][i].argmax())
+            jobs.setdefault("answer", []).append(prompt(model, f, p, words, "answer", target, pipe.max_length))
+        if direct or not pipe.has_steps:
+            target = int(r["p_answer"][i].argmax())
+            jobs.setdefault("direct", []).append(prompt(model, f, p, None, "answer", target, pipe.max_length))
+    return parsed, r, jobs
+
+
+def explain(pipe, inputs: list, steps: list, method: str = DEFAULT_METHOD, direct: bool = False) -> list[Explanation]:
+    """Explanations of a batch of inputs (``steps[i]``: the step words injected for input i, or None for Î)."""
+    model, known = pipe.model, pipe.model.known_steps()
+    fields = [pipe.fields(x) for x in inputs]
+    parsed, r, jobs = prompts(pipe, fields, steps, direct)
+    n_words = [len(p.words) for p in parsed]
+    scores = {k: word_scores(model, v, method, n_words) for k, v in jobs.items()}
+    out = []
+    for i, (f, p) in enumerate(zip(fields, parsed)):
+        seen = set().union(*(jobs[k][i].word for k in jobs))
+        exp = Explanation(f["text"], p.words, p.roles, [w in seen for w in range(len(p.words))], method, "", 0.0, [])
+        if "direct" in jobs:
+            j = jobs["direct"][i].target
+            exp.direct_answer, exp.direct_prob = pipe.labels[j], float(r["p_answer"][i, j])
+            exp.direct_scores = scores["direct"][i]
+        if pipe.has_steps:
+            j, y = jobs["step"][i].target, jobs["answer"][i].target
+            exp.step, exp.step_prob, exp.step_scores = pipe.steps[j], float(r["p_steps"][i, j]), scores["step"][i]
+            phrase = list(steps[i]) if steps[i] is not None else model.step_phrase(known[j])
+            exp.answer_step = next((" | ".join(s) for s in known if model.step_phrase(s) == phrase), " | ".join(phrase))
+            exp.answer, exp.answer_prob = pipe.labels[y], float(r["p_answer_step"][i, y])
+            exp.answer_scores = scores["answer"][i]
+        else:
+            exp.answer, exp.answer_prob, exp.answer_scores = exp.direct_answer, exp.direct_prob, exp.direct_scores
+        out.append(exp)
+    return out
