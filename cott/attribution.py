@@ -29,7 +29,8 @@ METHODS = {
     "ig": "integrated gradients over the word embeddings from a [PAD] reference (Captum LayerIntegratedGradients)",
     "grad_x_input": "gradient × word embedding, one backward pass (Captum LayerGradientXActivation)",
 }
-DEFAULT_METHOD = "occlusion"  # what the demo shows: the most faithful per results/README.md
+DEFAULT_METHOD = "ig"  # explain()'s and the demo's: see the deletion curves in results/README.md
+GRADIENT_METHODS = ("ig", "grad_x_input")
 MAX_WORDS = 128  # words attributed per text; a longer text is refused (the prompt keeps fewer tokens anyway)
 IG_STEPS = 16  # integrated-gradients steps (Gauss-Legendre): enough for MiniLM's scores to sum to within a few %
 ROWS_PER_FORWARD = 64  # prompts per forward pass: bounds the memory of IG's and occlusion's expanded batches
@@ -190,11 +191,28 @@ def _occlusion_scores(model, prompts: list[Prompt]) -> list[list[float]]:
     return [attr[i, : len(p.slots)].tolist() for i, p in enumerate(prompts)]
 
 
+def quantized(model) -> bool:
+    """Whether some layer is quantized (int8): no gradients flow through it."""
+    return any("quantized" in type(m).__module__ for m in model.modules())
+
+
+def default_method(model) -> str:
+    """``DEFAULT_METHOD``, or occlusion where gradients do not fit (a quantized model)."""
+    return "occlusion" if quantized(model) else DEFAULT_METHOD
+
+
+def check_method(model, method: str) -> None:
+    """ValueError for an unknown method, or a gradient method on a quantized model (its gradients would be 0)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    if method in GRADIENT_METHODS and quantized(model):
+        raise ValueError(f"{method} needs gradients, which a quantized (int8) model does not give; use 'occlusion'")
+
+
 def word_scores(model, prompts: list[Prompt], method: str, n_words: list[int]) -> list[list[float]]:
     """Each prompt's scores per word: summed over a word's tokens (IG, gradient × input) or the word's own
     ablation (occlusion, which gives every token of a word the same score). Prompts of one kind."""
-    if method not in METHODS:
-        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(model, method)
     out = []
     chunk = ROWS_PER_FORWARD // IG_STEPS if method == "ig" else ROWS_PER_FORWARD
     for start in range(0, len(prompts), max(1, chunk)):
@@ -266,9 +284,12 @@ def prompts(pipe, fields: list[dict], steps: list, direct: bool = False) -> tupl
     return parsed, r, jobs
 
 
-def explain(pipe, inputs: list, steps: list, method: str = DEFAULT_METHOD, direct: bool = False) -> list[Explanation]:
-    """Explanations of a batch of inputs (``steps[i]``: the step words injected for input i, or None for Î)."""
+def explain(pipe, inputs: list, steps: list, method: str | None = None, direct: bool = False) -> list[Explanation]:
+    """Explanations of a batch of inputs (``steps[i]``: the step words injected for input i, or None for Î);
+    ``method`` None: ``default_method``."""
     model, known = pipe.model, pipe.model.known_steps()
+    method = method or default_method(model)
+    check_method(model, method)
     fields = [pipe.fields(x) for x in inputs]
     parsed, r, jobs = prompts(pipe, fields, steps, direct)
     n_words = [len(p.words) for p in parsed]

@@ -252,11 +252,11 @@ class CoTTPipeline:
             )
         return preds
 
-    def explain(self, inputs, step=None, method: str = attribution.DEFAULT_METHOD, direct: bool = False,
-                batch_size: int = 32):
+    def explain(self, inputs, step=None, method: str | None = None, direct: bool = False, batch_size: int = 32):
         """Word attributions (``cott.attribution.Explanation``) to p(Î|x) in Step I and to the answer under the step
         (Î, or ``step`` injected: one, or one per input) in Step II; with ``direct`` also to p(y|x).
-        ``method``: one of ``cott.attribution.METHODS``. One input or a list."""
+        ``method``: one of ``cott.attribution.METHODS`` (None: integrated gradients; occlusion on an int8 model).
+        One input or a list."""
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
         steps = step if isinstance(step, list) and not single else [step] * len(items)
