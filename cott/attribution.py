@@ -249,11 +249,17 @@ def parse(model, fields: dict) -> Parsed:
     kept = [i for i, m in enumerate(markers) if not m]
     if len(kept) > MAX_WORDS:
         raise ValueError(f"the text has {len(kept):,} words; attributions are computed for at most {MAX_WORDS}")
+    roles = [roles[i] for i in kept]
+    if template.main != "marked" and fields.get("marked"):  # a relation read unmarked: its roles from the marked text
+        marked = fields["marked"]
+        mspans, mroles, mmarkers = split_words(marked, True)
+        if [marked[a:b] for (a, b), m in zip(mspans, mmarkers) if not m] == [main[spans[i][0] : spans[i][1]] for i in kept]:
+            roles = [r for r, m in zip(mroles, mmarkers) if not m]
     index = {w: j for j, w in enumerate(kept)}
     tok = model.tokenizer(main, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
                           max_length=TEXT_TOKEN_LIMIT)
     of = [index.get(w, -1) for w in token_words(tok["offset_mapping"], spans, main)]
-    return Parsed([main[spans[i][0] : spans[i][1]] for i in kept], [roles[i] for i in kept], of, list(tok["input_ids"]))
+    return Parsed([main[spans[i][0] : spans[i][1]] for i in kept], roles, of, list(tok["input_ids"]))
 
 
 def prompt(model, fields: dict, parsed: Parsed, step, kind: str, target: int, max_length: int) -> Prompt:
