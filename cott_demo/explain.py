@@ -56,7 +56,8 @@ def explanation_html(exp) -> str:
         under = f" under the step <b>{esc(exp.answer_step)}</b>"
     else:
         under = ""
-    rows.append(_row(f"Why this answer{under}: <b>{esc(exp.answer)}</b> ({exp.answer_prob:.1%})",
+    given = "x,step" if exp.step is not None else "x"
+    rows.append(_row(f"Why this answer{under}: <b>{esc(exp.answer)}</b> (p(y|{given}) = {exp.answer_prob:.1%})",
                      exp.words, exp.roles, exp.answer_scores))
     cut = "" if all(exp.seen) else " Words the model did not see (the text was cut) are left unshaded at 0."
     note = (f'<div class="cott-why-note">Method: <b>{esc(exp.method)}</b>, {esc(METHODS[exp.method])}. '
