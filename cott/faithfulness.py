@@ -5,7 +5,7 @@ is more faithful, about 0 is no better than random."""
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .attribution import Prompt, delete, prompts, target_probs, word_scores
 
@@ -24,9 +24,6 @@ class DeletionCurve:
     def drop(self, k: int) -> float:
         """Mean fall of p(target) when k words are deleted."""
         return self.probs[0] - self.probs[k]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def area_between(curve: DeletionCurve, random_curve: DeletionCurve) -> float:
