@@ -1,5 +1,6 @@
 """Time of ``CoTTPipeline.explain`` per text (one text a call, as the demo's button makes it): the median over N test
-texts, wall time and the process's CPU time (steadier on a shared machine), per method.
+texts, wall time and the process's CPU time (steadier on a shared machine), per method; and for integrated gradients
+how far the scores' sum is from p(Î|x) - p(Î|reference), the integral it approximates (the median gap).
 
     python benchmarks/attribution.py --checkpoint assets/clinc150 --data ../shared/data/clinc150 --n 50 --threads 1
 """
@@ -15,7 +16,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from cott import CoTTPipeline, get_task  # noqa: E402
-from cott.attribution import METHODS  # noqa: E402
+from cott.attribution import METHODS, prompts, target_probs  # noqa: E402
+
+
+def completeness_gap(pipe, text) -> float:
+    """|sum of the IG scores to p(Î|x) - (p(Î|x) - p(Î|reference))|, the reference's text tokens [PAD]."""
+    from dataclasses import replace
+
+    (p,) = prompts(pipe, [pipe.fields(text)], [None])[2]["step"]
+    reference = list(p.enc.input_ids)
+    for s in p.slots:
+        reference[s] = pipe.model.tokenizer.pad_token_id
+    full, ref = target_probs(pipe.model, [p.enc, replace(p.enc, input_ids=reference)], "step", [p.target] * 2).tolist()
+    return abs(sum(pipe.explain(text, method="ig").step_scores) - (full - ref))
 
 
 def main(argv=None) -> dict:
@@ -44,6 +57,8 @@ def main(argv=None) -> dict:
             cpu.append(time.process_time() - c)
         out[method] = {"median_wall_s": round(statistics.median(wall), 3), "median_cpu_s": round(statistics.median(cpu), 3),
                        "max_wall_s": round(max(wall), 3)}
+    if "ig" in args.methods:
+        out["ig"]["median_completeness_gap"] = round(statistics.median(completeness_gap(pipe, t) for t in texts), 4)
     print(json.dumps(out, indent=2))
     return out
 

@@ -7,7 +7,9 @@ markers are never attributed nor removed; sub-tokens are summed into whitespace-
 - ``occlusion``: Captum's ``FeatureAblation`` with one feature per word; a word's score is how much the probability
   falls when the word is removed from the prompt (leave-one-word-out; one batched forward per word, no gradients).
 - ``ig``: Captum's ``LayerIntegratedGradients`` on the word-embedding layer, from a reference where the text's
-  tokens are [PAD]; the scores of a text sum to p(x) - p(reference) (up to the integral's error).
+  tokens are [PAD]; the scores of a text sum to p(x) - p(reference) up to the integral's error, which at
+  ``IG_STEPS`` = 16 is large on saturated probabilities (benchmarks/attribution.py measures it; 32-48 steps close it
+  at 2-3x the time): read the scores as a ranking and shading, which the deletion curves check.
 - ``grad_x_input``: Captum's ``LayerGradientXActivation`` on the word embeddings (gradient × embedding): one
   backward pass, the simple baseline.
 """
@@ -32,7 +34,7 @@ METHODS = {
 DEFAULT_METHOD = "ig"  # explain()'s and the demo's: see the deletion curves in results/README.md
 GRADIENT_METHODS = ("ig", "grad_x_input")
 MAX_WORDS = 128  # words attributed per text; a longer text is refused (the prompt keeps fewer tokens anyway)
-IG_STEPS = 16  # integrated-gradients steps (Gauss-Legendre): bounded by the 1 s a text; the sum is checked in the tests
+IG_STEPS = 16  # integrated-gradients steps (Gauss-Legendre): what keeps a text under 1 s on a 2-core CPU
 ROWS_PER_FORWARD = 64  # prompts per forward pass: bounds the memory of IG's and occlusion's expanded batches
 
 
@@ -211,8 +213,8 @@ def word_scores(model, prompts: list[Prompt], method: str, n_words: list[int]) -
     ablation (occlusion, which gives every token of a word the same score). Prompts of one kind."""
     check_method(model, method)
     out = []
-    chunk = ROWS_PER_FORWARD // IG_STEPS if method == "ig" else ROWS_PER_FORWARD
-    for start in range(0, len(prompts), max(1, chunk)):
+    chunk = max(1, ROWS_PER_FORWARD // IG_STEPS) if method == "ig" else ROWS_PER_FORWARD
+    for start in range(0, len(prompts), chunk):
         part = prompts[start : start + chunk]
         slot_scores = _occlusion_scores(model, part) if method == "occlusion" else _gradient_scores(model, part, method)
         for p, scores, n in zip(part, slot_scores, n_words[start : start + chunk]):
