@@ -6,12 +6,12 @@ markers are never attributed nor removed; sub-tokens are summed into whitespace-
 
 - ``occlusion``: Captum's ``FeatureAblation`` with one feature per word; a word's score is how much the probability
   falls when the word is removed from the prompt (leave-one-word-out; one batched forward per word, no gradients).
-- ``ig``: Captum's ``LayerIntegratedGradients`` on the word-embedding layer, from a reference where the text's
-  tokens are [PAD]; the scores of a text sum to p(x) - p(reference) up to the integral's error, which at
+- ``ig``: Captum's ``IntegratedGradients`` over the word embeddings, from a reference where the text's tokens are
+  [PAD]; the scores of a text sum to p(x) - p(reference) up to the integral's error, which at
   ``IG_STEPS`` = 16 is large on saturated probabilities (benchmarks/attribution.py measures it; 32-48 steps close it
   at 2-3x the time): read the scores as a ranking and shading, which the deletion curves check.
-- ``grad_x_input``: Captum's ``LayerGradientXActivation`` on the word embeddings (gradient × embedding): one
-  backward pass, the simple baseline.
+- ``grad_x_input``: Captum's ``InputXGradient`` over the word embeddings (gradient × embedding): one backward
+  pass, the simple baseline.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 import torch
-from captum.attr import FeatureAblation, LayerGradientXActivation, LayerIntegratedGradients
+from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients
 
 from .inference import reason
 from .relation_input import OBJ_MARK, SUBJ_MARK
@@ -28,8 +28,8 @@ from .template import TEXT_TOKEN_LIMIT, Encoding
 
 METHODS = {
     "occlusion": "leave-one-word-out: how much the probability falls when the word is removed (Captum FeatureAblation)",
-    "ig": "integrated gradients over the word embeddings from a [PAD] reference (Captum LayerIntegratedGradients)",
-    "grad_x_input": "gradient × word embedding, one backward pass (Captum LayerGradientXActivation)",
+    "ig": "integrated gradients over the word embeddings from a [PAD] reference (Captum IntegratedGradients)",
+    "grad_x_input": "gradient × word embedding, one backward pass (Captum InputXGradient)",
 }
 DEFAULT_METHOD = "ig"  # explain()'s and the demo's: see the deletion curves in results/README.md
 GRADIENT_METHODS = ("ig", "grad_x_input")
@@ -139,31 +139,32 @@ def target_probs(model, encodings: list[Encoding], kind: str, targets: list[int]
 
 
 # ---- the three methods ---------------------------------------------------------------------------
-def _embeddings(model):
-    return model.masked_lm().get_input_embeddings()
-
-
 def _gradient_scores(model, prompts: list[Prompt], method: str) -> list[list[float]]:
-    """Per-slot scores of IG or gradient × input (summed over the embedding), one batch of prompts."""
+    """Per-slot scores of IG or gradient × input (summed over the embedding), one batch of prompts. Captum works on
+    the word embeddings passed to the model (``inputs_embeds``): no hook on the model, so concurrent forwards of the
+    same model (the demo's) are never disturbed."""
     batch = model.collate([p.enc for p in prompts])
     kind = prompts[0].kind
     targets = torch.tensor([p.target for p in prompts], device=batch["input_ids"].device)
+    embed = model.masked_lm().get_input_embeddings()
 
-    def forward(input_ids, attention_mask, answer_pos, step_pos, targets):
-        return _read(model, model(input_ids, attention_mask, answer_pos, step_pos), kind, targets)
+    def forward(embeds, attention_mask, answer_pos, step_pos, targets):
+        return _read(model, model(None, attention_mask, answer_pos, step_pos, inputs_embeds=embeds), kind, targets)
 
     args = (batch["attention_mask"], batch["answer_pos"], batch["step_pos"], targets)
+    with torch.no_grad():
+        inputs = embed(batch["input_ids"])
+        reference = batch["input_ids"].clone()
+        for i, p in enumerate(prompts):
+            reference[i, p.slots] = model.tokenizer.pad_token_id
+        reference = embed(reference)
+    inputs.requires_grad_()
     with torch.enable_grad():
         if method == "ig":
-            reference = batch["input_ids"].clone()
-            for i, p in enumerate(prompts):
-                reference[i, p.slots] = model.tokenizer.pad_token_id
-            attr = LayerIntegratedGradients(forward, _embeddings(model)).attribute(
-                batch["input_ids"], reference, additional_forward_args=args, n_steps=IG_STEPS,
-                internal_batch_size=ROWS_PER_FORWARD)
+            attr = IntegratedGradients(forward).attribute(inputs, reference, additional_forward_args=args,
+                                                          n_steps=IG_STEPS, internal_batch_size=ROWS_PER_FORWARD)
         else:
-            attr = LayerGradientXActivation(forward, _embeddings(model)).attribute(
-                batch["input_ids"], additional_forward_args=args)
+            attr = InputXGradient(forward).attribute(inputs, additional_forward_args=args)
     per_token = attr.sum(-1).detach().float().cpu()
     return [per_token[i, p.slots].tolist() for i, p in enumerate(prompts)]
 

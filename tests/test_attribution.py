@@ -163,3 +163,15 @@ def test_relation_markers_are_kept_and_never_attributed(tiny_bert):
         texts = p.enc.text_pos
         left = [p.enc.input_ids[i] for i in texts if i not in p.slots]
         assert len(left) == 4 and set(left) <= set(markers)  # the four markers, never a slot
+
+
+def test_explaining_leaves_concurrent_predictions_alone(trained):
+    import threading
+
+    texts = ["i saw a dog today", "a big red bus"]
+    expected = [p.p_answer_step for p in trained(texts)]
+    worker = threading.Thread(target=lambda: [trained.explain(texts, method=m) for m in ("ig", "grad_x_input") * 3])
+    worker.start()
+    while worker.is_alive():  # the demo serves /predict while /explain runs on the same model
+        assert [p.p_answer_step for p in trained(texts)] == [pytest.approx(e, abs=1e-6) for e in expected]
+    worker.join()
