@@ -190,3 +190,21 @@ def test_experiment_upload_run_download(url, browser, shots, tmp_path):
     shots(page, "experiment_desktop")
     assert not errors, errors
     page.close()
+
+
+def test_why_this_step_at_phone_width(url, browser, shots):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(url)
+    page.wait_for_selector("#text textarea", timeout=30_000)
+    page.locator("#text textarea").fill("what is my <i>balance</i> today")
+    page.locator("#explain-button").click()
+    page.wait_for_selector("#explain .cott-why-row", timeout=30_000)
+    rows = page.locator("#explain .cott-why-row")
+    assert rows.count() == 2  # why this step, why this answer under it
+    assert rows.first.locator(".cott-why-word").count() == 5  # one shaded span a word
+    assert page.locator("#explain i").count() == 0  # the user's tags shown as text
+    assert "<i>balance</i>" in page.inner_text("#explain")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 8, f"the page scrolls sideways by {overflow}px on a phone"
+    shots(page, "explain_phone")
+    page.close()
