@@ -213,6 +213,7 @@ def word_scores(model, prompts: list[Prompt], method: str, n_words: list[int]) -
     """Each prompt's scores per word: summed over a word's tokens (IG, gradient × input) or the word's own
     ablation (occlusion, which gives every token of a word the same score). Prompts of one kind."""
     check_method(model, method)
+    model.eval()  # no dropout: the same text gets the same scores
     out = []
     chunk = max(1, ROWS_PER_FORWARD // IG_STEPS) if method == "ig" else ROWS_PER_FORWARD
     for start in range(0, len(prompts), chunk):
