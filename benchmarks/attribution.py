@@ -3,6 +3,7 @@ texts, wall time and the process's CPU time (steadier on a shared machine), per 
 how far the scores' sum is from p(Î|x) - p(Î|reference), the integral it approximates (the median gap).
 
     python benchmarks/attribution.py --checkpoint assets/clinc150 --data ../shared/data/clinc150 --n 50 --threads 1
+    python benchmarks/attribution.py --methods ig --ig-steps 32 --n 50 --threads 1   # the gap with more steps
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from cott import CoTTPipeline, get_task  # noqa: E402
+from cott import attribution  # noqa: E402
 from cott.attribution import METHODS, prompts, target_probs  # noqa: E402
 
 
@@ -39,14 +41,16 @@ def main(argv=None) -> dict:
     p.add_argument("--n", type=int, default=50, help="the first N texts of the split")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--ig-steps", type=int, default=attribution.IG_STEPS, help="integrated-gradients steps")
     args = p.parse_args(argv)
+    attribution.IG_STEPS = args.ig_steps
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = CoTTPipeline.from_pretrained(args.checkpoint)
     texts = [e.fields for e in get_task(pipe.config["task"]).loader(args.data, args.split)][: args.n]
-    out = {"checkpoint": args.checkpoint, "texts": len(texts), "threads": torch.get_num_threads()}
+    out = {"checkpoint": args.checkpoint, "texts": len(texts), "threads": torch.get_num_threads(), "ig_steps": args.ig_steps}
     for method in args.methods:
         pipe.explain(texts[0], method=method)  # warm-up
         wall, cpu = [], []

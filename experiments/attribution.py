@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cott import CoTTPipeline, get_task
+from cott import attribution
 from cott.attribution import METHODS
 from cott.faithfulness import RANDOM, area_between, deletion_curves
 from cott.table import read_rows
@@ -81,10 +82,12 @@ def main(argv=None) -> dict:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--k", type=int, default=5, help="delete up to K words")
     p.add_argument("--seed", type=int, default=0, help="seed of the random deletions")
+    p.add_argument("--ig-steps", type=int, default=attribution.IG_STEPS, help="integrated-gradients steps")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--output", help="write the summary here (JSON)")
     p.add_argument("--plot", help="write the deletion curves here (PNG)")
     args = p.parse_args(argv)
+    attribution.IG_STEPS = args.ig_steps
     pipe = CoTTPipeline.from_pretrained(args.checkpoint)
     if not pipe.has_steps:
         p.error(f"{args.checkpoint} has no intermediate step to explain")
@@ -94,7 +97,7 @@ def main(argv=None) -> dict:
         curves = deletion_curves(pipe, inputs, args.methods, args.k, args.seed, args.batch_size, bar.update)
     k = min(3, args.k)
     summary = {"checkpoint": str(args.checkpoint), "source": args.file or f"{args.data} ({args.split})",
-               "texts": len(inputs), "k": args.k, "seed": args.seed, "seconds": round(time.perf_counter() - start, 1),
+               "texts": len(inputs), "k": args.k, "seed": args.seed, "ig_steps": args.ig_steps, "seconds": round(time.perf_counter() - start, 1),
                "targets": summarise(curves, k)}
     if args.output:
         Path(args.output).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
