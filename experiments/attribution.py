@@ -97,7 +97,8 @@ def main(argv=None) -> dict:
         curves = deletion_curves(pipe, inputs, args.methods, args.k, args.seed, args.batch_size, bar.update)
     k = min(3, args.k)
     summary = {"checkpoint": str(args.checkpoint), "source": args.file or f"{args.data} ({args.split})",
-               "texts": len(inputs), "k": args.k, "seed": args.seed, "ig_steps": args.ig_steps, "seconds": round(time.perf_counter() - start, 1),
+               "texts": len(inputs), "k": args.k, "seed": args.seed, "ig_steps": args.ig_steps,
+               "seconds": round(time.perf_counter() - start, 1),
                "targets": summarise(curves, k)}
     if args.output:
         Path(args.output).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
