@@ -15,15 +15,14 @@ markers are never attributed nor removed; sub-tokens are summed into whitespace-
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import dataclass, field, replace
 
 import torch
 from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients
 
 from .inference import reason
-from .relation_input import OBJ_MARK, SUBJ_MARK
-from .template import TEXT_TOKEN_LIMIT, Encoding
+from .template import Encoding
+from .words import Parsed, parse
 
 METHODS = {
     "occlusion": "leave-one-word-out: how much the probability falls when the word is removed (Captum FeatureAblation)",
@@ -32,7 +31,6 @@ METHODS = {
 }
 DEFAULT_METHOD = "ig"  # explain()'s and the demo's: see the deletion curves in results/README.md
 GRADIENT_METHODS = ("ig", "grad_x_input")
-MAX_WORDS = 128  # words attributed per text; a longer text is refused (the prompt keeps fewer tokens anyway)
 IG_STEPS = 32  # integrated-gradients steps (Gauss-Legendre): the sum within ~0.03 of its integral, a text under 1 s
 ROWS_PER_FORWARD = 64  # prompts per forward pass: bounds the memory of IG's and occlusion's expanded batches
 
@@ -73,32 +71,6 @@ class Prompt:
         """The slots of these words (what removing them removes)."""
         chosen = set(words)
         return [s for s, w in zip(self.slots, self.word) if w in chosen]
-
-
-# ---- words --------------------------------------------------------------------------------------
-def split_words(main: str, relation: bool) -> tuple[list[tuple[int, int]], list[str], list[bool]]:
-    """Character spans of the whitespace words of ``main``, each word's role, and whether it is a marker."""
-    spans = [m.span() for m in re.finditer(r"\S+", main)]
-    roles, markers, inside = [], [], {SUBJ_MARK: False, OBJ_MARK: False}
-    for a, b in spans:
-        w = main[a:b]
-        marker = relation and w in inside
-        if marker:
-            inside[w] = not inside[w]
-        roles.append("subject" if inside[SUBJ_MARK] and not marker else "object" if inside[OBJ_MARK] and not marker else "")
-        markers.append(marker)
-    return spans, roles, markers
-
-
-def token_words(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], main: str) -> list[int]:
-    """The word index of each token, from its character offsets (its first non-space character)."""
-    starts = [a for a, _ in spans]
-    out = []
-    for a, b in offsets:
-        while a < b and main[a].isspace():
-            a += 1
-        out.append(max(0, bisect.bisect_right(starts, a) - 1))
-    return out
 
 
 # ---- prompts, deletion and probabilities --------------------------------------------------------
@@ -231,37 +203,6 @@ def word_scores(model, prompts: list[Prompt], method: str, n_words: list[int]) -
 
 
 # ---- one input's prompts --------------------------------------------------------------------------
-@dataclass
-class Parsed:
-    """An input's words and where each sits in a prompt."""
-
-    words: list[str]
-    roles: list[str]
-    word_of_token: list[int]  # main-text token -> index into words, or -1 for a marker
-    text_ids: list[int]
-
-
-def parse(model, fields: dict) -> Parsed:
-    """Tokenize the main text once with offsets and group its tokens into words (markers apart)."""
-    template = model.template
-    main = template.main_string(fields[template.main])
-    spans, roles, markers = split_words(main, template.main == "marked")
-    kept = [i for i, m in enumerate(markers) if not m]
-    if len(kept) > MAX_WORDS:
-        raise ValueError(f"the text has {len(kept):,} words; attributions are computed for at most {MAX_WORDS}")
-    roles = [roles[i] for i in kept]
-    if template.main != "marked" and fields.get("marked"):  # a relation read unmarked: its roles from the marked text
-        marked = fields["marked"]
-        mspans, mroles, mmarkers = split_words(marked, True)
-        if [marked[a:b] for (a, b), m in zip(mspans, mmarkers) if not m] == [main[spans[i][0] : spans[i][1]] for i in kept]:
-            roles = [r for r, m in zip(mroles, mmarkers) if not m]
-    index = {w: j for j, w in enumerate(kept)}
-    tok = model.tokenizer(main, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
-                          max_length=TEXT_TOKEN_LIMIT)
-    of = [index.get(w, -1) for w in token_words(tok["offset_mapping"], spans, main)]
-    return Parsed([main[spans[i][0] : spans[i][1]] for i in kept], roles, of, list(tok["input_ids"]))
-
-
 def prompt(model, fields: dict, parsed: Parsed, step, kind: str, target: int, max_length: int) -> Prompt:
     """The prompt (Step I when ``step`` is None) with its attributable slots."""
     enc = model.template.encode(model.tokenizer, fields, step, max_length, text_ids=parsed.text_ids)
@@ -290,9 +231,24 @@ def prompts(pipe, fields: list[dict], steps: list, direct: bool = False) -> tupl
     return parsed, r, jobs
 
 
-def explain(pipe, inputs: list, steps: list, method: str | None = None, direct: bool = False) -> list[Explanation]:
-    """Explanations of a batch of inputs (``steps[i]``: the step words injected for input i, or None for Î);
-    ``method`` None: ``default_method``."""
+def explain(pipe, inputs, step=None, method: str | None = None, direct: bool = False, batch_size: int = 32):
+    """``CoTTPipeline.explain``: one input or a list, ``step`` one for all or one per input (None: Î)."""
+    single = not isinstance(inputs, list)
+    items = [inputs] if single else inputs
+    steps = step if isinstance(step, list) and not single else [step] * len(items)
+    if len(steps) != len(items):
+        raise ValueError("give one step per input")
+    if any(s is not None for s in steps) and not pipe.has_steps:
+        raise ValueError("this model has no intermediate step to inject")
+    out = []
+    for start in range(0, len(items), batch_size):
+        words = [pipe._step_words(s) if s is not None else None for s in steps[start : start + batch_size]]
+        out += _explain(pipe, items[start : start + batch_size], words, method, direct)
+    return out[0] if single else out
+
+
+def _explain(pipe, inputs: list, steps: list, method: str | None, direct: bool) -> list[Explanation]:
+    """Explanations of a batch of inputs (``steps[i]``: the step words injected for input i, or None for Î)."""
     model, known = pipe.model, pipe.model.known_steps()
     method = method or default_method(model)
     check_method(model, method)

@@ -253,22 +253,9 @@ class CoTTPipeline:
         return preds
 
     def explain(self, inputs, step=None, method: str | None = None, direct: bool = False, batch_size: int = 32):
-        """Word attributions (``cott.attribution.Explanation``) to p(Î|x) in Step I and to the answer under the step
-        (Î, or ``step`` injected: one, or one per input) in Step II; with ``direct`` also to p(y|x).
-        ``method``: one of ``cott.attribution.METHODS`` (None: integrated gradients; occlusion on an int8 model).
-        One input or a list."""
-        single = not isinstance(inputs, list)
-        items = [inputs] if single else inputs
-        steps = step if isinstance(step, list) and not single else [step] * len(items)
-        if len(steps) != len(items):
-            raise ValueError("give one step per input")
-        if any(s is not None for s in steps) and not self.has_steps:
-            raise ValueError("this model has no intermediate step to inject")
-        out = []
-        for start in range(0, len(items), batch_size):
-            words = [self._step_words(s) if s is not None else None for s in steps[start : start + batch_size]]
-            out += attribution.explain(self, items[start : start + batch_size], words, method, direct)
-        return out[0] if single else out
+        """Per-word attributions (``cott.attribution``) to p(Î|x), to the answer under Î or ``step``, and with
+        ``direct`` to p(y|x); ``method`` one of ``attribution.METHODS`` (None: IG; occlusion on an int8 model)."""
+        return attribution.explain(self, inputs, step, method, direct, batch_size)
 
     def sweep(self, inputs, batch_size: int = 64):
         """p(y|x,I) for every known step, in batched Step II passes; one input or a list."""

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from helpers import TOY, build_tiny_bert
 
 from cott import CoTTModel, CoTTPipeline, Template, Verbalizer
-from cott.attribution import MAX_WORDS, parse, prompts, target_probs
+from cott.attribution import prompts, target_probs
+from cott.words import MAX_WORDS, parse
 from cott.faithfulness import RANDOM, area_between, deletion_curves
 
 TEMPLATE = "[T] The category is [C] . The label is [A] ."
