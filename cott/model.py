@@ -111,8 +111,12 @@ class CoTTModel(nn.Module):
         return [p for n, p in self.masked_lm().named_parameters()
                 if n.startswith(("cls.", "lm_head.", "vocab_")) and p is not tied]
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encode(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+               inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states of the token ids, or of their word embeddings ``inputs_embeds`` (for attributions)."""
         body = self.masked_lm().base_model  # the encoder without the MLM head: hidden states only
+        if inputs_embeds is not None:
+            return body(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
         return body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     @property
@@ -139,9 +143,9 @@ class CoTTModel(nn.Module):
         """(N, slots, H) hidden states at the [C] masks -> (N, slots, step labels)."""
         return self._label_logits(h_steps, self.step_tokens, self.step_weights, self.step_soft)
 
-    def forward(self, input_ids, attention_mask, answer_pos, step_pos=None, project: bool = False):
+    def forward(self, input_ids, attention_mask, answer_pos, step_pos=None, project: bool = False, inputs_embeds=None):
         """Answer logits, [A] hidden states, their projection g(h) if ``project``, and step logits at [C] masks."""
-        hidden = self.encode(input_ids, attention_mask)
+        hidden = self.encode(input_ids, attention_mask, inputs_embeds)
         rows = torch.arange(hidden.size(0), device=hidden.device)
         h_answer = hidden[rows, answer_pos]
         out = {"answer_logits": self.answer_logits(h_answer), "answer_hidden": h_answer}

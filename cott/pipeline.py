@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import counterfactual, monitor
+from . import attribution, counterfactual, monitor
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import relation_example
 from .inference import reason, sweep
@@ -256,6 +256,11 @@ class CoTTPipeline:
                 )
             )
         return preds
+
+    def explain(self, inputs, step=None, method: str | None = None, direct: bool = False, batch_size: int = 32):
+        """Per-word attributions (``cott.attribution``) to p(Î|x), to the answer under Î or ``step``, and with
+        ``direct`` to p(y|x); ``method`` one of ``attribution.METHODS`` (None: IG; occlusion on an int8 model)."""
+        return attribution.explain(self, inputs, step, method, direct, batch_size)
 
     def sweep(self, inputs, batch_size: int = 64):
         """p(y|x,I) for every known step, in batched Step II passes; one input or a list."""

@@ -30,6 +30,8 @@ class Encoding:
     answer_pos: int
     step_pos: list[int] = field(default_factory=list)  # one per [C] slot, only when [C] holds masks
     truncated: bool = False
+    text_pos: list[int] = field(default_factory=list)  # where the main text's kept tokens are in input_ids
+    text_index: list[int] = field(default_factory=list)  # and which tokens of the main text they are
 
 
 class Template:
@@ -74,10 +76,12 @@ class Template:
 
     def text_ids(self, tokenizer, text: str, limit: int = TEXT_TOKEN_LIMIT) -> list[int]:
         """Tokenize the main text once (cut at ``limit`` tokens; ``encode`` fits it to the prompt)."""
+        return tokenizer.encode(self.main_string(text), add_special_tokens=False, truncation=True, max_length=limit)
+
+    def main_string(self, text: str) -> str:
+        """The main text exactly as it is tokenized: stripped, with a leading space where the template has one."""
         space = next(p.space for p in self.pieces if p.kind == "T" and p.value == self.main)
-        text = text.strip()
-        text = (" " + text) if space else text
-        return tokenizer.encode(text, add_special_tokens=False, truncation=True, max_length=limit)
+        return (" " + text.strip()) if space else text.strip()
 
     def encode(
         self,
@@ -150,10 +154,12 @@ class Template:
         else:
             mentions = [ids for kind, ids in parts if kind == "field"]
         body: list[int] = []
-        answer_pos, step_pos = -1, []
+        answer_pos, step_pos, text_pos, text_index = -1, [], [], []
         for k, (kind, ids) in zip(keep, parts):
             if kind == "text":
-                ids = _window(ids, k, mentions)
+                text_index = _window(ids, k, mentions)
+                text_pos = list(range(len(body), len(body) + len(text_index)))
+                ids = [ids[i] for i in text_index]
             elif kind == "field":
                 ids = ids[:k]
             if kind == "A":
@@ -165,7 +171,8 @@ class Template:
         offset = len(prefix)
         # Without [A] (the fine-tuning baseline) the answer is read from the first token.
         answer_pos = answer_pos + offset if answer_pos >= 0 else 0
-        return Encoding(input_ids, answer_pos, [s + offset for s in step_pos], truncated)
+        return Encoding(input_ids, answer_pos, [s + offset for s in step_pos], truncated,
+                        [t + offset for t in text_pos], text_index)
 
 
 _CUTTABLE = ("text", "field")  # the main text, then the other text fields ([T:subj] ...); never a mask or a step
@@ -181,13 +188,13 @@ def _find(ids: list[int], sub: list[int]) -> tuple[int, int] | None:
 
 
 def _window(ids: list[int], k: int, mentions: list[list[int]]) -> list[int]:
-    """Keep ``k`` tokens of the text: its head, or the tokens around the mentions found in it, in one window when
-    they fit together, else one window per mention (the room shared equally)."""
+    """Which ``k`` tokens of the text to keep (their indices): its head, or the tokens around the mentions found in
+    it, in one window when they fit together, else one window per mention (the room shared equally)."""
     if k >= len(ids):
-        return ids
+        return list(range(len(ids)))
     spans = sorted({s for m in mentions if (s := _find(ids, m))})
     if not spans:
-        return ids[:k]
+        return list(range(k))
     lo, hi = spans[0][0], max(e for _, e in spans)
     if hi - lo > k:
         budgets = [k // len(spans) + (i < k % len(spans)) for i in range(len(spans))]
@@ -197,7 +204,7 @@ def _window(ids: list[int], k: int, mentions: list[list[int]]) -> list[int]:
     for (start, end), room in zip(spans, budgets):
         first = min(max(start - (room - (end - start)) // 2, 0), len(ids) - room)
         kept.update(range(first, first + room))
-    return [ids[i] for i in sorted(kept)]
+    return sorted(kept)
 
 
 def _fit(lengths: list[int], kinds: list[str], room: int) -> list[int] | None:

@@ -15,6 +15,7 @@ from .inputs import (BATCH_MAX_ROWS, DEFAULT_THRESHOLD, MAX_STEP_CHARS, MAX_UPLO
 from .events import BAD_INPUT, plot, warn
 from .compare_tab import compare_tab
 from .experiment_tab import experiment_tab
+from .explain import CSS as EXPLAIN_CSS, explain_section
 from .rows import predict_rows
 from .serving import (CONCURRENCY, Model, configured_checkpoints, load_examples, load_models,
                       run_predict, run_sweep, usable)
@@ -40,7 +41,7 @@ CSS = """
 .cott-card-value {font-size: 1.6em; font-weight: 600;}
 .cott-card-note {font-size: 0.8em; opacity: 0.7;}
 """
-LAUNCH_KWARGS = {"css": CSS, "max_file_size": "10mb"}  # hard cap; the handler's own limit is MAX_UPLOAD_BYTES
+LAUNCH_KWARGS = {"css": CSS + EXPLAIN_CSS, "max_file_size": "10mb"}  # hard cap; the handler's own limit is MAX_UPLOAD_BYTES
 
 INTRO = """# CoTT: Chain-of-Thought Tuning, inspected
 A masked language model that **first writes an intermediate step** (Step I: e.g. the domain of a question,
@@ -118,6 +119,7 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
                 answer_plot = gr.Plot(label="Answer distributions", elem_id="answer-plot", elem_classes="cott-plot")
         with gr.Accordion("Raw output (JSON)", open=False):
             raw = gr.JSON(label="Prediction")
+        explain_section(models, model, text)
 
         gr.Markdown("## Edit the step")
         with gr.Row(equal_height=False):
@@ -131,6 +133,7 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
             compare_plot = gr.Plot(label="Model's step vs yours", elem_id="compare-plot", elem_classes="cott-plot")
         with gr.Accordion("Raw output (JSON)", open=False):
             inject_raw = gr.JSON(label="Injection")
+        explain_section(models, model, text, step_in, api_name="explain_step")
 
         def fill_example(index, name):
             texts = examples.get(name, [])

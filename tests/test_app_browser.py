@@ -328,4 +328,21 @@ def test_batch_upload_shows_user_text_as_text(url, browser, tmp_path):
     page.locator("#batch-run").click()
     page.wait_for_function("document.body.innerText.split('<b id=pwn>bold</b>').length > 2", timeout=30_000)
     assert page.locator("#pwn, #pwn2").count() == 0
+
+
+def test_why_this_step_at_phone_width(url, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(url)
+    page.wait_for_selector("#text textarea", timeout=30_000)
+    page.locator("#text textarea").fill("what is my <i>balance</i> today")
+    page.locator("#explain-button").click()
+    page.wait_for_selector("#explain .cott-why-row", timeout=30_000)
+    rows = page.locator("#explain .cott-why-row")
+    assert rows.count() == 2  # why this step, why this answer under it
+    assert rows.first.locator(".cott-why-word").count() == 5  # one shaded span a word
+    assert page.locator("#explain i").count() == 0  # the user's tags shown as text
+    assert "<i>balance</i>" in page.inner_text("#explain")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 8, f"the page scrolls sideways by {overflow}px on a phone"
+    shot(page, "explain_phone")
     page.close()

@@ -1,0 +1,178 @@
+"""Word attributions and their faithfulness: on a tiny BERT trained until one planted word decides the step and the
+answer, the attributions find that word; integrated gradients sum to the probability's change; occlusion is the
+fall when the word is removed; sub-tokens group into words (WordPiece and byte-level BPE); relation markers are
+never attributed nor removed; the demo's HTML is escaped."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import TOY, build_tiny_bert
+
+from cott import CoTTModel, CoTTPipeline, Template, Verbalizer
+from cott.attribution import prompts, target_probs
+from cott.words import MAX_WORDS, parse
+from cott.faithfulness import RANDOM, area_between, deletion_curves
+
+TEMPLATE = "[T] The category is [C] . The label is [A] ."
+FRAMES = ["i saw a {} today", "there is a {} near the house", "my friend likes this {}", "a big red {}"]
+THINGS = [t for things in TOY.values() for t in things]
+
+
+def _pipe(model, kind="classification"):
+    return CoTTPipeline(model, {"kind": kind, "max_length": 48})
+
+
+def _model(backbone, template=TEMPLATE, answers=None, steps=None):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    answers = answers or {t: [t] for t in THINGS}
+    steps = steps or {s: [s] for s in TOY}
+    return CoTTModel(AutoModelForMaskedLM.from_pretrained(backbone), AutoTokenizer.from_pretrained(backbone),
+                     Template(template), Verbalizer(list(answers), answers), Verbalizer(list(steps), steps), proj_dim=8)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny BERT trained (seconds) so that the thing word alone decides the step (its kind) and the answer."""
+    model = _model(build_tiny_bert(tmp_path_factory.mktemp("trigger_bert"), seed=0))
+    kinds = {t: k for k, things in TOY.items() for t in things}
+    rows = [(frame.format(t), t) for frame in FRAMES for t in THINGS]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(60):
+        step_ids = torch.tensor([list(TOY).index(kinds[t]) for _, t in rows])
+        answer_ids = torch.tensor([THINGS.index(t) for _, t in rows])
+        first = model(**model.collate([model.template.encode(model.tokenizer, {"text": x}, None, 48) for x, _ in rows]))
+        second = model(**model.collate([model.template.encode(model.tokenizer, {"text": x}, [kinds[t]], 48)
+                                        for x, t in rows]))
+        loss = (F.cross_entropy(first["step_logits"][:, 0], step_ids) + F.cross_entropy(first["answer_logits"], answer_ids)
+                + F.cross_entropy(second["answer_logits"], answer_ids))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return _pipe(model.eval())
+
+
+@pytest.mark.parametrize("method", ["ig", "occlusion"])
+def test_the_planted_word_explains_the_step_and_the_answer(trained, method):
+    for text, thing in [("i saw a horse today", "horse"), ("there is a bus near the house", "bus")]:
+        exp = trained.explain(text, method=method)
+        assert exp.answer == thing and exp.step == next(k for k, v in TOY.items() if thing in v)
+        assert exp.words[max(range(len(exp.words)), key=exp.step_scores.__getitem__)] == thing
+        assert exp.words[max(range(len(exp.words)), key=exp.answer_scores.__getitem__)] == thing
+        assert exp.step_scores[exp.words.index(thing)] > 0 and exp.answer_scores[exp.words.index(thing)] > 0
+
+
+def test_integrated_gradients_sum_to_the_change_from_the_reference(trained):
+    text = "my friend likes this truck"
+    exp = trained.explain(text, method="ig", direct=True)
+    fields = [trained.fields(text)]
+    _, _, jobs = prompts(trained, fields, [None], direct=True)
+    for target, scores in (("step", exp.step_scores), ("answer", exp.answer_scores), ("direct", exp.direct_scores)):
+        p = jobs[target][0]
+        reference = p.enc.input_ids.copy()
+        for s in p.slots:
+            reference[s] = trained.model.tokenizer.pad_token_id
+        ref = target_probs(trained.model, [type(p.enc)(reference, p.enc.answer_pos, p.enc.step_pos)], p.kind, [p.target])
+        full = target_probs(trained.model, [p.enc], p.kind, [p.target])
+        assert sum(scores) == pytest.approx(float(full - ref), abs=0.03)
+
+
+def test_occlusion_is_the_fall_when_the_word_is_removed(trained):
+    text = "a big red cat"
+    exp = trained.explain(text, method="occlusion")
+    j = trained.steps.index(exp.step)
+    for i, word in enumerate(exp.words):
+        without = " ".join(w for k, w in enumerate(exp.words) if k != i)
+        pred = trained(without)
+        assert exp.step_scores[i] == pytest.approx(exp.step_prob - pred.p_steps[j], abs=1e-4)
+        under = trained(without, step=exp.answer_step)
+        y = trained.labels.index(exp.answer)
+        assert exp.answer_scores[i] == pytest.approx(exp.answer_prob - under.p_answer_step[y], abs=1e-4)
+
+
+def test_deletion_curves_beat_random_on_the_planted_word_and_are_seeded(trained):
+    texts = [frame.format(t) for frame in FRAMES[:2] for t in THINGS]
+    curves = deletion_curves(trained, texts, ["ig", "occlusion"], k_max=2, seed=0)
+    by = {(c.target, c.method): c for c in curves}
+    for target in ("step", "answer"):
+        for method in ("ig", "occlusion"):
+            assert by[target, method].drop(1) > by[target, RANDOM].drop(1)
+            assert area_between(by[target, method], by[target, RANDOM]) > 0
+    again = deletion_curves(trained, texts, [], k_max=2, seed=0)
+    assert [c.probs for c in again] == [by[c.target, RANDOM].probs for c in again]
+
+
+def test_explanations_are_deterministic_batched_and_bounded(trained):
+    texts = ["i saw a dog today", "the small car"]
+    one = [trained.explain(t) for t in texts]
+    both = trained.explain(texts)
+    for a, b in zip(one, both):
+        assert a.words == b.words and a.step_scores == pytest.approx(b.step_scores, abs=1e-5)
+    assert trained.explain(texts[0]).answer_scores == one[0].answer_scores
+    with pytest.raises(ValueError, match="at most"):
+        trained.explain(" ".join(["dog"] * (MAX_WORDS + 1)))
+    with pytest.raises(ValueError, match="unknown attribution method"):
+        trained.explain(texts[0], method="shap")
+
+
+def test_an_injected_step_is_the_one_the_answer_is_explained_under(trained):
+    exp = trained.explain("i saw a cat today", step="vehicle")
+    assert exp.step == "animal" and exp.answer_step == "vehicle"
+    assert exp.answer_prob == pytest.approx(trained("i saw a cat today", step="vehicle").p_answer_step[
+        trained.labels.index(exp.answer)], abs=1e-5)
+
+
+def test_wordpiece_sub_tokens_group_into_words(tiny_bert):
+    model = _model(tiny_bert)
+    parsed = parse(model, {"text": "the horses likes  houses."})
+    assert parsed.words == ["the", "horses", "likes", "houses."]
+    pieces = model.tokenizer.convert_ids_to_tokens(parsed.text_ids)
+    assert pieces == ["the", "horse", "##s", "likes", "house", "##s", "."]
+    assert parsed.word_of_token == [0, 1, 1, 2, 3, 3, 3]
+    exp = _pipe(model).explain("the horses likes houses.", method="occlusion")
+    assert len(exp.step_scores) == 4 and all(exp.seen)
+
+
+def test_byte_level_bpe_sub_tokens_group_into_words(tiny_roberta):
+    model = _model(tiny_roberta)
+    text = "a zebra near the house"  # "zebra" is not in the toy corpus: several byte-level pieces
+    parsed = parse(model, {"text": text})
+    assert parsed.words == text.split()
+    assert parsed.word_of_token.count(1) > 1
+    assert parsed.word_of_token == sorted(parsed.word_of_token)
+    for method in ("ig", "grad_x_input", "occlusion"):
+        assert len(_pipe(model).explain(text, method=method).answer_scores) == 5
+
+
+def test_relation_markers_are_kept_and_never_attributed(tiny_bert):
+    template = '[T:marked] The [C] " [T:subj] " and the [C] " [T:obj] " : [A] .'
+    model = _model(tiny_bert, template, answers={"Work_For": ["works for"], "no_relation": ["unrelated to"]},
+                   steps={"Peop": ["person"], "Org": ["organization"]})
+    pipe = _pipe(model, "relation")
+    exp = pipe.explain("[[ada]] works for {{acme}} in paris .", method="occlusion")
+    assert exp.words == ["ada", "works", "for", "acme", "in", "paris", "."]
+    assert exp.roles == ["subject", "", "", "object", "", "", ""]
+    fields = [pipe.fields("[[ada]] works for {{acme}} in paris .")]
+    _, _, jobs = prompts(pipe, fields, [None])
+    markers = model.tokenizer.encode("@ #", add_special_tokens=False)
+    for p in jobs.values():
+        p = p[0]
+        texts = p.enc.text_pos
+        left = [p.enc.input_ids[i] for i in texts if i not in p.slots]
+        assert len(left) == 4 and set(left) <= set(markers)  # the four markers, never a slot
+
+
+def test_explaining_leaves_concurrent_predictions_alone(trained):
+    import threading
+
+    texts = ["i saw a dog today", "a big red bus"]
+    expected = [p.p_answer_step for p in trained(texts)]
+    worker = threading.Thread(target=lambda: [trained.explain(texts, method=m) for m in ("ig", "grad_x_input") * 3])
+    worker.start()
+    while worker.is_alive():  # the demo serves /predict while /explain runs on the same model
+        assert [p.p_answer_step for p in trained(texts)] == [pytest.approx(e, abs=1e-6) for e in expected]
+    worker.join()
