@@ -2,23 +2,20 @@
 texts, wall time and the process's CPU time (steadier on a shared machine), per method; and for integrated gradients
 how far the scores' sum is from p(Î|x) - p(Î|reference), the integral it approximates (the median gap).
 
-    python benchmarks/attribution.py --checkpoint assets/clinc150 --data ../shared/data/clinc150 --n 50 --threads 1
-    python benchmarks/attribution.py --methods ig --ig-steps 32 --n 50 --threads 1   # the gap with more steps
+    python -m benchmarks.attribution --checkpoint assets/clinc150 --data ../shared/data/clinc150 --n 50 --threads 1
+    python -m benchmarks.attribution --methods ig --ig-steps 32 --n 50 --threads 1   # the gap with more steps
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
-from cott import CoTTPipeline, get_task  # noqa: E402
-from cott import attribution  # noqa: E402
-from cott.attribution import METHODS, prompts, target_probs  # noqa: E402
+from cott import CoTTPipeline
+from cott.tasks import checkpoint_loader
+from cott import attribution
+from cott.attribution import METHODS, prompts, target_probs
 
 
 def completeness_gap(pipe, text) -> float:
@@ -49,7 +46,7 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = CoTTPipeline.from_pretrained(args.checkpoint)
-    texts = [e.fields for e in get_task(pipe.config["task"]).loader(args.data, args.split)][: args.n]
+    texts = [e.fields for e in checkpoint_loader(pipe.config)(args.data, args.split)][: args.n]
     out = {"checkpoint": args.checkpoint, "texts": len(texts), "threads": torch.get_num_threads(), "ig_steps": args.ig_steps}
     for method in args.methods:
         pipe.explain(texts[0], method=method)  # warm-up

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from cott import CoTTPipeline, get_task
+from cott import CoTTPipeline
+from cott.tasks import checkpoint_loader
 from cott import attribution
 from cott.attribution import METHODS
 from cott.faithfulness import RANDOM, area_between, deletion_curves
@@ -29,7 +30,7 @@ def load_inputs(args, pipe: CoTTPipeline) -> list:
     if args.file:
         inputs = [{k: r[k] for k in ("text", "subj", "obj") if r[k] is not None} for r in read_rows(args.file)]
     else:
-        inputs = [e.fields for e in get_task(args.task or pipe.config["task"]).loader(args.data, args.split)]
+        inputs = [e.fields for e in checkpoint_loader(pipe.config, task=args.task)(args.data, args.split)]
     return inputs[: args.max_examples] if args.max_examples else inputs
 
 
