@@ -67,8 +67,8 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
             ask = ask_tab(models, example_texts, model, threshold_in, init)
             batch_tab(models, model, threshold_in)
             experiment_tab(models, model, init)
-            compare_tab(models)
             about = about_tab(init)
+            compare_tab(models)  # last: on a phone the tab bar folds it into its overflow menu, not About
 
         def model_info(name):
             m = models.get(name)

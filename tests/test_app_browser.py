@@ -50,7 +50,10 @@ OUT_OF_SCOPE_TEXT = "which planet has the most moons"
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    dirs, examples, _ = pick_checkpoints(tmp_path_factory.mktemp("ckpt"))
+    dirs, examples, which = pick_checkpoints(tmp_path_factory.mktemp("ckpt"))
+    following = ROOT / "assets" / "clinc150-following"
+    if which == "assets" and (following / "cott.json").exists():  # a pair of one task for the Compare tab
+        dirs = dirs + [str(following)]
     demo = app.build_demo(dirs, examples=examples)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
@@ -106,6 +109,16 @@ CUT_LABELS = """sel => { const svg = document.querySelector(sel + ' .main-svg');
   const box = svg.getBoundingClientRect();
   return [...document.querySelectorAll(sel + ' .bartext')].filter(t => t.textContent).map(t => [t.textContent,
     t.getBoundingClientRect().right, box.right]).filter(([, right, edge]) => right > edge + 1); }"""
+
+
+def open_tab(page, name):
+    """Click a tab, through the tab bar's "More tabs" menu where a narrow screen has folded it there."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.count():
+        tab.click()
+        return
+    page.get_by_label("More tabs").click()
+    page.locator(".overflow-dropdown button", has_text=name).click()
 
 
 def shot(page, name):
@@ -212,7 +225,7 @@ def test_ask_out_of_scope_edit_sweep(url, browser):
 def tour(page, files, phone: bool):
     """Batch, Experiment and About after their results render: checked by eye, and a screenshot of each."""
     width = "phone" if phone else "desktop"
-    page.get_by_role("tab", name="Batch").click()
+    open_tab(page, "Batch")
     upload(page, "batch-file", files["batch"])
     page.locator("#batch-run").click()
     page.locator("#batch-table .body-cell").first.wait_for(timeout=60_000)
@@ -224,7 +237,7 @@ def tour(page, files, phone: bool):
     looks_right(page, phone)
     shot(page, f"batch_{width}")
 
-    page.get_by_role("tab", name="Experiment").click()
+    open_tab(page, "Experiment")
     upload(page, "experiment-file", files["small"])
     page.locator("#experiment-run").click()
     page.wait_for_selector("#experiment-cards", timeout=60_000)
@@ -234,13 +247,23 @@ def tour(page, files, phone: bool):
     looks_right(page, phone)
     shot(page, f"experiment_{width}")
 
-    page.get_by_role("tab", name="About").click()
+    open_tab(page, "About")
     card = page.locator("#about-card")
     card.get_by_text("Training arguments").or_(card.get_by_text("How it was trained")).first.wait_for(timeout=10_000)
     assert not card.get_by_text("Training arguments").is_visible()  # folded away
     assert "{" not in card.inner_text()  # no raw JSON
     looks_right(page, phone)
     shot(page, f"about_{width}")
+
+    open_tab(page, "Compare")
+    if page.locator("#compare-a input").input_value() and page.locator("#compare-b input").input_value():
+        page.locator("#compare-text textarea").fill("can you tell me why my card was declined at the grocery store")
+        page.locator("#compare-step input").fill("travel")
+        page.locator("#compare-run").click()
+        page.wait_for_function("document.querySelector('#compare-table').innerText.includes('answer under your step')",
+                               timeout=60_000)
+        looks_right(page, phone)
+        shot(page, f"compare_{width}")
 
 
 def test_tabs_desktop(url, browser, files, tmp_path):

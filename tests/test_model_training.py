@@ -144,13 +144,16 @@ def test_resume_under_other_settings_or_from_a_corrupt_state_is_refused(tiny_ber
     out = tmp_path / "run"
     train_main(train_args(tiny_bert, toy_data, out, "--stop-after-steps", "4"))
     with pytest.raises(ValueError, match=r"other settings \(--lr 0.001 -> 0.0001\)"):
-        train_main(train_args(tiny_bert, toy_data, out, "--resume", "--lr", "1e-4"))
+        train_main(train_args(tiny_bert, toy_data, out, "--resume", "--lr", "1e-4", "--debug"))
     assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 4  # the state is left as it was
     train_main(train_args(tiny_bert, toy_data, out, "--resume", "--eval-test"))  # reading test changes no weights
     assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 12
     (out / "state" / "state.json").write_text("{truncated")
     with pytest.raises(ValueError, match="is not a training state"):
+        train_main(train_args(tiny_bert, toy_data, out, "--resume", "--debug"))
+    with pytest.raises(SystemExit) as stop:  # without --debug: one line and exit status 2
         train_main(train_args(tiny_bert, toy_data, out, "--resume"))
+    assert stop.value.code == 2
 
 
 
@@ -278,13 +281,14 @@ def test_init_from_continues_a_checkpoint_and_records_its_history(tiny_bert, toy
     card = CoTTPipeline.from_pretrained(str(tmp_path / "grandchild" / "best")).card()  # what the app's About tab shows
     assert card["init_from"]["init_from"]["path"] == str(parent)
     with pytest.raises(ValueError, match="cannot continue as 'jsonl' 'prompt'"):
-        train_main(train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt"))
+        train_main(train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), "--method", "prompt",
+                              "--debug"))
     # the verbalizers cannot change: the checkpoint's own settings are accepted, others refused, never ignored
     train_main(train_args(tiny_bert, toy_data, tmp_path / "same", "--epochs", "1", "--init-from", str(parent),
                            "--soft-verbalizer", "--pooling", "mean", "--stop-after-steps", "1"))
     for name, flag in (("--soft-verbalizer=True", ["--no-soft-verbalizer"]), ("--pooling='mean'", ["--pooling", "first"])):
         with pytest.raises(ValueError, match=f"trained with {name}"):
-            train_main(train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), *flag))
+            train_main(train_args(tiny_bert, toy_data, tmp_path / "bad", "--init-from", str(parent), *flag, "--debug"))
 
 
 @pytest.mark.parametrize("bad", ["0", "-5"])
