@@ -275,6 +275,11 @@ def test_following_term_in_the_full_loss_reads_the_counterfactual_rows(toy):
     on = cott_loss(model, batch, LossConfig(following_weight=2.0))[1]
     out = model(batch["input_ids"], batch["attention_mask"], batch["answer_pos"], batch["step_pos"])
     assert on["L_follow"] == pytest.approx(2.0 * step_following_loss(out["answer_logits"][12:], allowed).item(), rel=1e-4)
+    torch.manual_seed(0)
+    distill = cott_loss(model, batch, LossConfig(following_weight=1.0, following_form="distill"))[1]
+    logits = out["answer_logits"]  # the distilled target is the Step I rows' own p(y|x), within each row's step
+    assert distill["L_follow"] == pytest.approx(
+        step_following_loss(logits[12:], allowed, logits[:6], form="distill").item(), rel=1e-4)
     assert off["L_follow"] == 0.0 and "L_follow" not in cott_loss(model, {k: v for k, v in batch.items()
                                                                           if k != "counterfactual_allowed"}, LossConfig())[1]
     assert "counterfactual_allowed" not in TrainingBatcher(model, 48)(examples[:6], random.Random(0))
