@@ -19,6 +19,11 @@ from .tasks import RELATION
 MAX_INPUT_CHARS = 100_000  # inputs beyond this are refused; the text slot is truncated to max_length anyway
 
 
+def normalise_step(step: str) -> str:
+    """How a user's step is matched to a known one: each '|' part lowercased with its spaces collapsed."""
+    return " | ".join(" ".join(part.split()).lower() for part in str(step).split("|"))
+
+
 @dataclass
 class Prediction:
     """One input's two-step reasoning. Probability lists follow ``labels`` and ``steps``."""
@@ -80,8 +85,9 @@ class CoTTPipeline:
         self.labels = list(model.answer.labels)
         self.step_labels = model.known_steps()
         self.steps = [" | ".join(s) for s in self.step_labels]
-        self._phrases = {" | ".join(s).lower(): model.step_phrase(s) for s in self.step_labels}
-        self._phrases.update({" | ".join(model.step_phrase(s)).lower(): model.step_phrase(s) for s in self.step_labels})
+        self._phrases = {normalise_step(" | ".join(s)): model.step_phrase(s) for s in self.step_labels}
+        self._phrases.update({normalise_step(" | ".join(model.step_phrase(s))): model.step_phrase(s)
+                              for s in self.step_labels})
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, device: str | None = None, quantize: str | None = None,
@@ -170,7 +176,7 @@ class CoTTPipeline:
                 f"this model's step has {self.num_step_slots} part(s); got {len(parts)} non-empty part(s)"
                 + (" (separate them with '|')" if self.num_step_slots > 1 else "")
             )
-        return self._phrases.get(" | ".join(parts).lower(), parts)
+        return self._phrases.get(normalise_step(" | ".join(parts)), parts)
 
     # ---- inference ------------------------------------------------------------------------
     def __call__(self, inputs, step=None, top_k: int = 1, batch_size: int = 32, constrained: bool = False):

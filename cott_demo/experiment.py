@@ -24,6 +24,7 @@ from typing import Callable
 
 from cott.counterfactual import POLICIES, CounterfactualRecord, summarise
 from cott.data import DataError
+from cott.pipeline import normalise_step
 from cott.table import read_rows
 
 from .inputs import CUT_NOTE, MAX_CHARS, MAX_UPLOAD_BYTES, InputError
@@ -121,17 +122,13 @@ def step_index(pipe) -> dict[str, str]:
     for parts in pipe.step_labels:
         label = " | ".join(parts)
         for form in (label, " | ".join(pipe.model.step_phrase(parts))):
-            index.setdefault(_norm(form), label)
+            index.setdefault(normalise_step(form), label)
     return index
-
-
-def _norm(step: str) -> str:
-    return " | ".join(" ".join(p.split()).lower() for p in str(step).split("|"))
 
 
 def resolve_step(pipe, step, where: str = "The step") -> str:
     """The label of a known step written as a label or as words; raises InputError naming the known steps."""
-    label = step_index(pipe).get(_norm(step))
+    label = step_index(pipe).get(normalise_step(step))
     if label is None:
         shown = ", ".join(pipe.steps[:12]) + (f" and {len(pipe.steps) - 12} more" if len(pipe.steps) > 12 else "")
         raise InputError(f"{where} {str(step)[:80]!r} is not a step this model knows (its steps: {shown}). "
@@ -184,7 +181,7 @@ def make_plan(pipe, rows: list[dict], policy: str, step=None, seed=0, constraine
         labels = []
         for n, s in enumerate(column, 1):
             where = f"{line_of(n, path).capitalize()}: the step"
-            labels.append(None if s is None else index.get(_norm(s)) or resolve_step(pipe, s, where))
+            labels.append(None if s is None else index.get(normalise_step(s)) or resolve_step(pipe, s, where))
         if policy == "given":
             plan.steps = labels
         else:

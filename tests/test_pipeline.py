@@ -44,6 +44,17 @@ def test_a_prediction_carries_the_distribution_its_answer_came_from(pipe):
     assert sum(kept[i] for i in allowed) == pytest.approx(1.0) and max(kept) == max(kept[i] for i in allowed)
 
 
+def test_one_normalisation_of_a_step_for_the_library_and_the_experiment_tab(pipe):
+    from cott.pipeline import normalise_step
+    from cott_demo.experiment import resolve_step
+
+    assert normalise_step("  Computer   Science |  PERSON ") == "computer science | person"
+    for written in ("ANIMAL", "  animal ", "Animal"):
+        pred = pipe("i saw a cat today", step=written)
+        assert pred.step == "animal" and pred.step_prob is not None  # a known step, whatever the case and spaces
+        assert resolve_step(pipe, written) == "animal"  # the Experiment tab reads it the same way
+
+
 def test_injecting_a_known_step_by_label_or_words(pipe):
     base = pipe("i saw a cat today")
     other = "vehicle" if base.step == "animal" else "animal"

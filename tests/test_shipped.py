@@ -66,3 +66,13 @@ def test_the_step_following_checkpoint_answers_within_an_injected_wrong_step():
     preds = pipe([t for t, _ in pairs], step=[s for _, s in pairs])
     within = sum(p.answer in pipe.step_answers[s] for p, (_, s) in zip(preds, pairs))
     assert within >= 0.9 * len(pairs), f"{within} of {len(pairs)}"
+
+
+def test_a_known_steps_words_are_matched_whatever_their_spaces_and_case():
+    """ "Credit   Cards" is the known step credit_cards in the library as in the Experiment tab, not free text."""
+    from cott_demo.experiment import resolve_step
+
+    pipe = CoTTPipeline.from_pretrained(str(_checkpoint("clinc150")), device="cpu")
+    pred = pipe("how do i raise my credit limit", step="Credit   Cards")
+    assert pred.step == "credit_cards" and pred.step_prob is not None
+    assert resolve_step(pipe, "Credit   Cards") == "credit_cards"
