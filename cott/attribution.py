@@ -233,13 +233,7 @@ def prompts(pipe, fields: list[dict], steps: list, direct: bool = False) -> tupl
 
 def explain(pipe, inputs, step=None, method: str | None = None, direct: bool = False, batch_size: int = 32):
     """``CoTTPipeline.explain``: one input or a list, ``step`` one for all or one per input (None: Î)."""
-    single = not isinstance(inputs, list)
-    items = [inputs] if single else inputs
-    steps = step if isinstance(step, list) and not single else [step] * len(items)
-    if len(steps) != len(items):
-        raise ValueError("give one step per input")
-    if any(s is not None for s in steps) and not pipe.has_steps:
-        raise ValueError("this model has no intermediate step to inject")
+    single, items, steps = pipe.with_steps(inputs, step)
     out = []
     for start in range(0, len(items), batch_size):
         words = [pipe._step_words(s) if s is not None else None for s in steps[start : start + batch_size]]

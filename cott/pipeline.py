@@ -179,6 +179,17 @@ class CoTTPipeline:
         return self._phrases.get(normalise_step(" | ".join(parts)), parts)
 
     # ---- inference ------------------------------------------------------------------------
+    def with_steps(self, inputs, step) -> tuple[bool, list, list]:
+        """One input or a list, and ``step`` for all or one per input (None: Î): (single, inputs, a step each)."""
+        single = not isinstance(inputs, list)
+        items = [inputs] if single else inputs
+        steps = step if isinstance(step, list) and not single else [step] * len(items)
+        if len(steps) != len(items):
+            raise ValueError("give one step per input")
+        if any(s is not None for s in steps) and not self.has_steps:
+            raise ValueError("this model has no intermediate step to inject")
+        return single, items, steps
+
     def __call__(self, inputs, step=None, top_k: int = 1, batch_size: int = 32, constrained: bool = False):
         """Predict for one input or a list; ``step`` injects a step (one, or one per input; None = Î).
 
@@ -187,13 +198,7 @@ class CoTTPipeline:
         """
         if constrained and not self.step_answers:
             raise ValueError("this checkpoint records no step-answer table to constrain the answer with")
-        single = not isinstance(inputs, list)
-        items = [inputs] if single else inputs
-        steps = step if isinstance(step, list) and not single else [step] * len(items)
-        if len(steps) != len(items):
-            raise ValueError("give one step per input")
-        if any(s is not None for s in steps) and not self.has_steps:
-            raise ValueError("this model has no intermediate step to inject")
+        single, items, steps = self.with_steps(inputs, step)
         out = []
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
