@@ -72,11 +72,12 @@ def run(args) -> dict:
 
     # Model, and the pre-flight report (alone with --check)
     model, parent = prepare_model(task, steps, answers, args)
-    max_length = resolve_max_length(args.max_length, model, train)
+    own_lengths = preflight.prompt_lengths(model, train)  # counted once: for auto and for the report
+    max_length = resolve_max_length(args.max_length, model, train, own_lengths)
     loaded_val = load(args.data, "val")
     if main_process:
         splits = {"train": train, "val": loaded_val} | _optional_split(load, args.data, "test")
-        rep = preflight.report(task, args.method, model, splits, max_length, args.max_length)
+        rep = preflight.report(task, args.method, model, splits, max_length, args.max_length, own_lengths)
         if args.check:
             loss_cfg, batcher = objective(model, args, max_length, step_answer_table(train, task.kind) if steps else None)
             seconds = preflight.epoch_seconds(model.to(accelerator.device), batcher, loss_cfg, train, args.batch_size)

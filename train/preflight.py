@@ -45,12 +45,12 @@ def prompt_lengths(model, examples, template: Template | None = None, steps: boo
     return out
 
 
-def resolve_max_length(asked, model, train) -> int:
+def resolve_max_length(asked, model, train, lengths: list[int] | None = None) -> int:
     """``asked`` tokens, or for ``auto`` the smallest length keeping ``KEEP`` of the training prompts whole (at least
-    ``MIN_LENGTH``), capped by the backbone's positions."""
+    ``MIN_LENGTH``), capped by the backbone's positions; ``lengths``: the training prompts', if already counted."""
     if asked != AUTO:
         return int(asked)
-    lengths = sorted(prompt_lengths(model, train))
+    lengths = sorted(prompt_lengths(model, train) if lengths is None else lengths)
     if not lengths:
         return min(128, _positions(model))
     needed = lengths[min(len(lengths) - 1, math.ceil(KEEP * len(lengths)) - 1)]
@@ -73,9 +73,10 @@ def label_counts(splits: dict[str, list]) -> dict:
                    "steps": Counter(" | ".join(e.step) for e in examples if e.step)} for name, examples in splits.items()}
 
 
-def report(task, method: str, model, splits: dict[str, list], max_length: int, asked) -> dict:
+def report(task, method: str, model, splits: dict[str, list], max_length: int, asked,
+           own_lengths: list[int] | None = None) -> dict:
     """The pre-flight report (a dict; ``render`` writes it as text). ``splits`` maps split names to examples, train
-    first; ``asked`` is what ``--max-length`` said."""
+    first; ``asked`` is what ``--max-length`` said; ``own_lengths``: the run's training prompt lengths, if counted."""
     train = splits["train"]
     counts = label_counts(splits)
     trained = counts["train"]
@@ -83,6 +84,9 @@ def report(task, method: str, model, splits: dict[str, list], max_length: int, a
     templates[method] = model.template.text  # the run's own template (--template may override the task's)
     lengths = {}
     for name, text in templates.items():  # Step II lengths need the step's words: only a model with a step has them
+        if name == method and own_lengths is not None:
+            lengths[name] = length_stats(own_lengths, max_length)
+            continue
         template = model.template if name == method else Template(text)
         steps = name == "cott" and model.num_step_slots > 0
         lengths[name] = length_stats(prompt_lengths(model, train, template, steps=steps), max_length)
