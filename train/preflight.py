@@ -9,6 +9,7 @@ default) is the smallest length that keeps ``KEEP`` of the training prompts whol
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import time
 from collections import Counter
@@ -108,8 +109,6 @@ def report(task, method: str, model, splits: dict[str, list], max_length: int, a
 def epoch_seconds(model, batcher, loss, train, batch_size: int, iterations: int = 3) -> float:
     """Seconds an epoch would take here: ``iterations`` timed forward and backward passes (after one untimed), no
     optimizer step, the gradients dropped."""
-    import random
-
     from cott.losses import cott_loss
 
     rng = random.Random(0)
