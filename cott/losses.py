@@ -1,4 +1,4 @@
-"""CoTT's training objective: L = L_I + L_y1 + L_y2 + λ L_cc (+ μ L_follow, the step-following term)."""
+"""CoTT's training objective: L = α L_I + L_y1 + L_y2 + λ L_cc (+ μ L_follow, the step-following term); α = 1 in the paper."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ def counterfactual_contrastive_loss(
 
 @dataclass
 class LossConfig:
+    step_weight: float = 1.0  # α, the weight of L_I (1 is the paper's objective)
     step2: bool = True  # False: the "Step I only" ablation (no injected step at all)
     contrastive_weight: float = 1.0  # λ; 0 switches the counterfactual contrastive loss off
     tau: float = 0.1  # τ, the temperature of the contrastive loss
@@ -67,7 +68,7 @@ def cott_loss(model, batch: dict, cfg: LossConfig) -> tuple[torch.Tensor, dict[s
     parts = {"L_y1": F.cross_entropy(logits[:n], batch["answer"])}
     if "step_logits" in out:
         step_logits = out["step_logits"]  # rows of Step I only
-        parts["L_I"] = F.cross_entropy(step_logits.flatten(0, 1), batch["step"].flatten())
+        parts["L_I"] = cfg.step_weight * F.cross_entropy(step_logits.flatten(0, 1), batch["step"].flatten())
         if cfg.step2:
             parts["L_y2"] = F.cross_entropy(logits[n : 2 * n], batch["answer"])
         if contrastive:

@@ -119,6 +119,8 @@ def test_step_loss_of_a_two_slot_step_averages_over_every_slot():
     logp = model.step.detach().log_softmax(-1)
     want = -(logp[0, 0, 0] + logp[0, 1, 2] + logp[1, 0, 2] + logp[1, 1, 1]) / 4
     assert parts["L_I"] == pytest.approx(want.item(), rel=1e-5)
+    _, weighted = cott_loss(model, batch, LossConfig(step_weight=0.25))  # α scales L_I and nothing else
+    assert weighted == pytest.approx(parts | {"L_I": 0.25 * parts["L_I"]}, rel=1e-5)
 
 
 @pytest.mark.parametrize("in_batch", [False, True])

@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
 
     a = p.add_argument_group("method and ablations").add_argument
     a("--method", default="cott", choices=METHODS, help="cott, or the baselines: prompt (single-step), finetune ([CLS] head)")
+    a("--step-loss-weight", type=float, default=1.0, metavar="ALPHA",
+      help="α, weight of the step loss L_I (1, the default, is the paper's objective)")
     a("--lambda-cc", type=float, default=1.0, help="λ, weight of the counterfactual contrastive loss")
     a("--tau", type=float, default=0.1, help="τ, temperature of the contrastive loss")
     a("--in-batch-negatives", action="store_true", help="other examples' Step II states are negatives too")

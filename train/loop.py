@@ -225,7 +225,7 @@ def objective(model: CoTTModel, args, max_length: int, step_answers: dict[str, l
     """The loss of ``--method`` and its ablations, and the batcher that lays out the rows it reads (counterfactual
     rows when the contrastive loss or the step-following term reads them; ``step_answers`` for the latter)."""
     follow = args.step_following > 0
-    loss_cfg = LossConfig(step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
+    loss_cfg = LossConfig(step_weight=args.step_loss_weight, step2=not args.step1_only, contrastive_weight=0.0 if args.no_contrastive else args.lambda_cc,
                           tau=args.tau, in_batch_negatives=args.in_batch_negatives,
                           following_form=args.step_following_form)
     batcher = TrainingBatcher(model, max_length, step2=loss_cfg.step2,
