@@ -9,7 +9,7 @@
 #   hard   noisy, and each sentence joined with its neighbours (long inputs).
 # CoNLL04 itself trains on all 12k pairs for 1 epoch (the results grid's budget).
 # Methods: finetune, prompt, cott, and CoTT with one change each: cott-alpha (α = 0.25 on L_I), cott-nocc (λ = 0).
-# ONLY=REGEX keeps the queue's lines ("DATA METHOD SEED FLAGS") that match it. Each run leaves RUNS/records/NAME.json:
+# A rerun skips the runs already recorded. ONLY=REGEX keeps the queue's lines ("DATA METHOD SEED FLAGS") that match it. Each run leaves RUNS/records/NAME.json:
 # the run's metrics.json (test: every answer mode) with the selected checkpoint's validation reading beside it.
 set -uo pipefail
 : "${CONLL:?}" "${RUNS:?}" "${JOBS:=4}" "${SEEDS:=0 1 2}"
@@ -26,6 +26,7 @@ one() {  # one line of the queue: data method seed flags...
   local folder="$RUNS/data/$data" budget=""
   [[ $data == conll04 ]] && folder=$CONLL budget="--epochs 1"
   local dir="$RUNS/$data-$name-seed$seed"
+  [[ -f $RUNS/records/$data-$name-seed$seed.json ]] && return 0  # recorded by an earlier, cut-off grid
   python -m train --task conll04 --data "$folder" --seed "$seed" --output-dir "$dir" $COMMON $budget "$@" \
     >"$dir.log" 2>&1 || { echo "FAILED $dir (see $dir.log)"; tail -3 "$dir.log"; return 0; }
   python - "$dir" "$RUNS/records/$data-$name-seed$seed.json" "$data" "$name" "$seed" <<'EOF'
