@@ -25,7 +25,6 @@ from typing import Callable
 
 from cott.counterfactual import POLICIES, CounterfactualRecord, summarise
 from cott.data import DataError
-from cott.steps import StepSpace
 from cott.table import read_rows
 
 from .inputs import CUT_NOTE, MAX_CHARS, MAX_UPLOAD_BYTES, InputError
@@ -246,19 +245,19 @@ def run(plan: Plan, runner: Runner, progress: Callable[[int, int], None] | None 
 
 
 # ---- laying out the results --------------------------------------------------------------------
-def result_rows(records: list[CounterfactualRecord], space: StepSpace) -> list[dict]:
-    """One row per injection (a row without any injection keeps one row with the injection's cells empty); steps
-    in words (``space``: the model's steps)."""
+def result_rows(records: list[CounterfactualRecord], words: Callable[[str], str]) -> list[dict]:
+    """One row per injection (a row without any injection keeps one row with the injection's cells empty); each step
+    as ``words`` shows it (the model's ``StepSpace.display``)."""
     out = []
     for rec in records:
-        base = {"row": rec.index + 1, "text": rec.text, "model_step": space.display(rec.step),
+        base = {"row": rec.index + 1, "text": rec.text, "model_step": words(rec.step),
                 "model_step_prob": rec.step_prob, "model_answer": rec.answer,
-                "gold_step": rec.gold_step and space.display(rec.gold_step), "gold_label": rec.gold_label,
+                "gold_step": rec.gold_step and words(rec.gold_step), "gold_label": rec.gold_label,
                 "model_correct": rec.correct}
         for inj in rec.injections or [None]:
             row = dict(base)
             if inj is not None:
-                row.update(injected_step=space.display(inj.step), answer=inj.answer, answer_prob=inj.answer_prob,
+                row.update(injected_step=words(inj.step), answer=inj.answer, answer_prob=inj.answer_prob,
                            changed=inj.changed, follows=inj.follows, correct=inj.correct)
             row["note"] = "; ".join(n for n, said in ((SCOPE_VERDICT, rec.out_of_scope), (CUT_NOTE, rec.truncated)) if said)
             out.append(row)
@@ -280,10 +279,11 @@ def answer_owners(step_answers: dict[str, list[str]]) -> dict[str, str] | None:
     return {a: next(iter(v)) for a, v in owners.items()}
 
 
-def heatmap_data(records: list[CounterfactualRecord], step_answers: dict[str, list[str]], space: StepSpace) -> dict:
+def heatmap_data(records: list[CounterfactualRecord], step_answers: dict[str, list[str]],
+                 words: Callable[[str], str]) -> dict:
     """Injected step (rows) -> the step the answer belongs to (columns; the answers themselves when the step-answer
     table is not a hierarchy): counts and each row's shares. The most injected steps and most frequent answers are
-    kept (MAX_PLOT_STEPS, MAX_PLOT_ANSWERS); the rest of the answers are counted as "(other)". Steps in words."""
+    kept (MAX_PLOT_STEPS, MAX_PLOT_ANSWERS); the rest of the answers are counted as "(other)". Steps as ``words`` shows them."""
     owners = answer_owners(step_answers)
     pairs = [(inj.step, (owners.get(inj.answer, OTHER) if owners else inj.answer))
              for rec in records for inj in rec.injections]
@@ -303,16 +303,17 @@ def heatmap_data(records: list[CounterfactualRecord], step_answers: dict[str, li
             counts[where[s]][col.get(c, col.get(OTHER, 0))] += 1
     shares = [[c / max(1, sum(r)) for c in r] for r in counts]
     if owners:
-        cols = [c if c == OTHER else space.display(c) for c in cols]
-    return {"steps": [space.display(s) for s in rows], "columns": cols, "counts": counts, "shares": shares,
+        cols = [c if c == OTHER else words(c) for c in cols]
+    return {"steps": [words(s) for s in rows], "columns": cols, "counts": counts, "shares": shares,
             "hierarchy": owners is not None, "steps_total": len(set(s for s, _ in pairs))}
 
 
-def rates_data(summ: dict, space: StepSpace) -> dict:
-    """Flip and following rates of the most injected steps (MAX_PLOT_STEPS), the most injected first; in words."""
+def rates_data(summ: dict, words: Callable[[str], str]) -> dict:
+    """Flip and following rates of the most injected steps (MAX_PLOT_STEPS), the most injected first; each step as
+    ``words`` shows it."""
     per = summ.get("per_step", {})
     steps = sorted(per, key=lambda s: (-per[s]["injections"], s))[:MAX_PLOT_STEPS]
-    return {"steps": [space.display(s) for s in steps], "injections": [per[s]["injections"] for s in steps],
+    return {"steps": [words(s) for s in steps], "injections": [per[s]["injections"] for s in steps],
             "flip_rate": [per[s]["flip_rate"] for s in steps],
             "following_rate": [per[s]["following_rate"] for s in steps], "steps_total": len(per)}
 

@@ -104,21 +104,21 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
                 progress(done / total, desc=f"rows {done + 1:,}–{end:,} of {total:,}" if done < total else "done")
 
             records = exp.run(plan, functools.partial(run_counterfactuals, m.spec), tick, stop.is_set)
-            space = m.pipe.step_space
-            rows = exp.result_rows(records, space)
+            words = m.pipe.step_space.display
+            rows = exp.result_rows(records, words)
             summ = exp.summary(records)
             frame, full = render.experiment_frames(rows)
             out = Path(tempfile.mkdtemp(prefix="cott_experiment_")) / f"cott_{m.name}_{plan.policy}_experiment.csv"
             full.to_csv(out, index=False, lineterminator="\r\n")  # RFC 4180, as the Batch tab's
-            policy_name = exp.POLICY_NAMES[plan.policy] + (f" ({space.display(plan.steps)})" if plan.policy == "fixed" else "")
+            policy_name = exp.POLICY_NAMES[plan.policy] + (f" ({words(plan.steps)})" if plan.policy == "fixed" else "")
             return {
                 status: render.experiment_status(m.name, policy_name, len(records), summ["injections"],
                                                  time.perf_counter() - started, len(frame), notices + plan.notices,
                                                  planned=plan.rows, outside=sum(1 for r in records if r.out_of_scope)),
                 cards: render.experiment_cards(summ),
-                heatmap: plot(plots.injection_heatmap(exp.heatmap_data(records, m.pipe.step_answers, space),
+                heatmap: plot(plots.injection_heatmap(exp.heatmap_data(records, m.pipe.step_answers, words),
                                                                 plan.policy)),
-                rates: plot(plots.rate_bars(exp.rates_data(summ, space))),
+                rates: plot(plots.rate_bars(exp.rates_data(summ, words))),
                 table: frame,
                 download: str(out),
             }

@@ -266,7 +266,8 @@ def test_a_text_cut_at_the_models_max_length_is_said_so(served, tmp_path):
                                            api_name="/batch")
     notes = [row[table["headers"].index("note")] for row in table["data"]]
     assert inputs.CUT_NOTE in notes[0] and inputs.CUT_NOTE not in notes[1]
-    rows = experiment.result_rows(serving.load_pipeline(served["configs_dirs"][0]).counterfactuals([long, short], "runner_up"))
+    pipe = serving.load_pipeline(served["configs_dirs"][0])
+    rows = experiment.result_rows(pipe.counterfactuals([long, short], "runner_up"), pipe.step_space.display)
     assert [inputs.CUT_NOTE in r["note"] for r in rows] == [True, False]
 
 
