@@ -130,14 +130,14 @@ def _read_record(path: str | Path) -> dict:
     if not file.exists():
         raise CheckpointError(f"{file}: missing; {path} is not a CoTT checkpoint")
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
+        record = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{file}: not valid JSON ({err})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"{file}: not a CoTT checkpoint config (no \"format\": \"{FORMAT}\")")
-    if config.get("version", 0) > VERSION:
-        raise CheckpointError(f"{file}: format version {config['version']} is newer than this library ({VERSION})")
-    return config
+    if record.get("version", 0) > VERSION:
+        raise CheckpointError(f"{file}: format version {record['version']} is newer than this library ({VERSION})")
+    return record
 
 
 def update_config(path: str | Path, metrics: dict | None = None, **changes) -> CheckpointConfig:
@@ -146,8 +146,11 @@ def update_config(path: str | Path, metrics: dict | None = None, **changes) -> C
     record = _read_record(path) | changes
     if metrics:
         record["metrics"] = (record.get("metrics") or {}) | metrics
-    config = CheckpointConfig.from_json(record)  # a change that makes the record unreadable is refused
     file = Path(path) / CONFIG
+    try:  # a change that would make the checkpoint unreadable is refused, the file left as it was
+        config = CheckpointConfig.from_json(record)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{file}: {err}") from None
     tmp = file.with_name(f".{CONFIG}.tmp")
     tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
     os.replace(tmp, file)
