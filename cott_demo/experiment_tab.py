@@ -117,7 +117,7 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
                                                  planned=plan.rows, outside=sum(1 for r in records if r.out_of_scope)),
                 cards: render.experiment_cards(summ),
                 heatmap: plot(plots.injection_heatmap(exp.heatmap_data(records, m.pipe.step_answers, words),
-                                                                plan.policy)),
+                                                      exp.POLICY_NAMES[plan.policy])),
                 rates: plot(plots.rate_bars(exp.rates_data(summ, words))),
                 table: frame,
                 download: str(out),
