@@ -51,21 +51,19 @@ class CheckpointConfig:
         known = {f.name for f in fields(cls)} - {"raw"}
         tables = {"step_answers", "metrics", "training"}  # null in an old record: empty
         given = {k: v for k, v in record.items() if k in known and not (k in tables and v is None)}
-        config = cls(**given, raw=dict(record))
-        if not config.step_answers and config.hierarchy:  # no recorded table: the hierarchy's inverse
-            table: dict[str, list[str]] = {}
-            for answer, parent in config.hierarchy.items():
+        table = given.get("step_answers")
+        if table is None:  # no recorded table: the inverse of the hierarchy, if there is one
+            table = {}
+            for answer, parent in (given.get("hierarchy") or {}).items():
                 table.setdefault(parent, []).append(answer)
-            object.__setattr__(config, "step_answers", table)
-        object.__setattr__(config, "step_answers", {s: sorted(a) for s, a in config.step_answers.items()})
-        config._check()
-        return config
+        given["step_answers"] = {s: sorted(a) for s, a in table.items()}
+        return cls(**given, raw=dict(record))
 
-    def _check(self) -> None:
+    def __post_init__(self):
         t = self.step_temperature
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t < math.inf:
             raise ValueError(f"step_temperature must be a positive number, not {t!r}")
-        object.__setattr__(self, "step_temperature", float(t))
+        object.__setattr__(self, "step_temperature", float(t))  # frozen: the one normalisation of a field
         if self.answer_mode not in MODES:
             raise ValueError(f"answer_mode must be one of {', '.join(MODES)}, not {self.answer_mode!r}")
         if self.kind not in KINDS:

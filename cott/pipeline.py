@@ -82,7 +82,6 @@ class CoTTPipeline:
         self.kind = config.kind
         self.labels = list(model.answer.labels)
         self.step_space = StepSpace(model)
-        self.step_labels = self.step_space.labels
         self.steps = self.step_space.names
 
     @classmethod

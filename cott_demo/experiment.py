@@ -283,7 +283,8 @@ def heatmap_data(records: list[CounterfactualRecord], step_answers: dict[str, li
                  words: Callable[[str], str]) -> dict:
     """Injected step (rows) -> the step the answer belongs to (columns; the answers themselves when the step-answer
     table is not a hierarchy): counts and each row's shares. The most injected steps and most frequent answers are
-    kept (MAX_PLOT_STEPS, MAX_PLOT_ANSWERS); the rest of the answers are counted as "(other)". Steps as ``words`` shows them."""
+    kept (MAX_PLOT_STEPS, MAX_PLOT_ANSWERS); the rest of the answers are counted as "(other)". Steps as ``words``
+    shows them."""
     owners = answer_owners(step_answers)
     pairs = [(inj.step, (owners.get(inj.answer, OTHER) if owners else inj.answer))
              for rec in records for inj in rec.injections]

@@ -47,6 +47,8 @@ def test_the_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.max_length = 64
     assert dataclasses.replace(config, max_length=64).max_length == 64 and config.max_length == 128
+    with pytest.raises(ValueError, match="answer_mode must be one of"):
+        dataclasses.replace(config, answer_mode="best")  # a changed copy is checked as a read one is
 
 
 @pytest.mark.parametrize("key,value,message", [
