@@ -1,5 +1,6 @@
 """Chain-of-Thought Tuning for masked language models: a step at [C], then the answer at [A]."""
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import CheckpointConfig
 from .data import DataError, Example
 from .model import CoTTModel
 from .pipeline import CoTTPipeline, Prediction, Sweep
@@ -9,6 +10,6 @@ from .template import Template
 from .verbalizer import Verbalizer
 
 __all__ = [
-    "CheckpointError", "CoTTModel", "CoTTPipeline", "DataError", "Example", "Prediction", "Sweep", "TASKS",
+    "CheckpointConfig", "CheckpointError", "CoTTModel", "CoTTPipeline", "DataError", "Example", "Prediction", "Sweep", "TASKS",
     "Task", "Template", "Verbalizer", "get_task", "load_checkpoint", "rectify", "save_checkpoint", "topk_marginal",
 ]

@@ -21,6 +21,7 @@ import torch
 from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients
 
 from .inference import reason
+from .steps import join
 from .template import Encoding
 from .words import Parsed, parse
 
@@ -262,7 +263,7 @@ def _explain(pipe, inputs: list, steps: list, method: str | None, direct: bool) 
             j, y = jobs["step"][i].target, jobs["answer"][i].target
             exp.step, exp.step_prob, exp.step_scores = pipe.steps[j], float(r["p_steps"][i, j]), scores["step"][i]
             phrase = list(steps[i]) if steps[i] is not None else model.step_phrase(known[j])
-            exp.answer_step = next((" | ".join(s) for s in known if model.step_phrase(s) == phrase), " | ".join(phrase))
+            exp.answer_step = pipe.step_space.label(phrase) or join(phrase)
             exp.answer, exp.answer_prob = pipe.labels[y], float(r["p_answer_step"][i, y])
             exp.answer_scores = scores["answer"][i]
         else:

@@ -6,7 +6,9 @@ from typing import Sequence
 
 import torch
 
+from .config import MAX_LENGTH
 from .data import Example
+from .steps import join
 
 
 def prompt_lengths(model, examples: Sequence[Example], max_length: int) -> list[int]:
@@ -33,7 +35,7 @@ class TrainingBatcher:
 
     SAMPLING = ("uniform", "model")
 
-    def __init__(self, model, max_length: int = 128, step2: bool = True, counterfactual: bool = True,
+    def __init__(self, model, max_length: int = MAX_LENGTH, step2: bool = True, counterfactual: bool = True,
                  sampling: str = "uniform", step_answers: dict[str, list[str]] | None = None):
         if sampling not in self.SAMPLING:
             raise ValueError(f"counterfactual sampling must be one of {self.SAMPLING}, not {sampling!r}")
@@ -50,7 +52,7 @@ class TrainingBatcher:
             labels = model.answer.labels
             self.allowed = torch.zeros(len(self.steps), len(labels), dtype=torch.bool)
             for i, step in enumerate(self.steps):
-                for a in step_answers.get(" | ".join(step), ()):
+                for a in step_answers.get(join(step), ()):
                     self.allowed[i, labels.index(a)] = True
 
     def _counterfactuals(self, examples, first, rng: random.Random, before: Sequence[Example] = ()) -> list[tuple[str, ...]]:

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from .backbones import load_base_for_delta
+from .config import CheckpointConfig
 from .model import CoTTModel
 from .template import Template
 from .verbalizer import Verbalizer
@@ -106,13 +107,22 @@ def training_meta(task, method: str, answer_mode: str, backbone: str, max_length
         meta["step_answers"] = step_answers
     if parent is not None:
         path, config = parent
-        meta["init_from"] = {"path": path, "training": config.get("training"), "val": config.get("metrics", {}).get("val")}
-        if "init_from" in config:
-            meta["init_from"]["init_from"] = config["init_from"]
+        meta["init_from"] = {"path": path, "training": dict(config.training), "val": config.metrics.get("val")}
+        if "init_from" in config.raw:
+            meta["init_from"]["init_from"] = config.raw["init_from"]
     return meta
 
 
-def read_config(path: str | Path) -> dict:
+def read_config(path: str | Path) -> CheckpointConfig:
+    """The typed config of the checkpoint at ``path``; CheckpointError naming the file and the problem."""
+    record = _read_record(path)
+    try:
+        return CheckpointConfig.from_json(record)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{Path(path) / CONFIG}: {err}") from None
+
+
+def _read_record(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a checkpoint directory (it does not exist or is a file)")
@@ -120,28 +130,29 @@ def read_config(path: str | Path) -> dict:
     if not file.exists():
         raise CheckpointError(f"{file}: missing; {path} is not a CoTT checkpoint")
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
+        record = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{file}: not valid JSON ({err})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"{file}: not a CoTT checkpoint config (no \"format\": \"{FORMAT}\")")
-    if config.get("version", 0) > VERSION:
-        raise CheckpointError(f"{file}: format version {config['version']} is newer than this library ({VERSION})")
-    for key in ("template", "answer_verbalizer", "answer_head", "weights", "backbone"):
-        if key not in config:
-            raise CheckpointError(f"{file}: missing key {key!r}")
-    return config
+    if record.get("version", 0) > VERSION:
+        raise CheckpointError(f"{file}: format version {record['version']} is newer than this library ({VERSION})")
+    return record
 
 
-def update_config(path: str | Path, metrics: dict | None = None, **changes) -> dict:
-    """Change a checkpoint's ``cott.json`` in place and return it: ``metrics`` adds readings under their names
-    (the others are kept), ``changes`` sets top-level keys. The file is replaced atomically."""
-    config = read_config(path) | changes
+def update_config(path: str | Path, metrics: dict | None = None, **changes) -> CheckpointConfig:
+    """Change a checkpoint's ``cott.json`` in place and return its new config: ``metrics`` adds readings under their
+    names (the others are kept), ``changes`` sets top-level keys. The file is replaced atomically."""
+    record = _read_record(path) | changes
     if metrics:
-        config["metrics"] = config.get("metrics", {}) | metrics
+        record["metrics"] = (record.get("metrics") or {}) | metrics
     file = Path(path) / CONFIG
+    try:  # a change that would make the checkpoint unreadable is refused, the file left as it was
+        config = CheckpointConfig.from_json(record)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{file}: {err}") from None
     tmp = file.with_name(f".{CONFIG}.tmp")
-    tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
     os.replace(tmp, file)
     return config
 
@@ -160,30 +171,30 @@ def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{file}: unreadable safetensors file, truncated or corrupt ({err})") from None
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device | None = None) -> tuple[CoTTModel, dict]:
-    """Load a checkpoint directory written by ``save_checkpoint``; returns the model and ``cott.json``."""
+def load_checkpoint(path: str | Path, device: str | torch.device | None = None) -> tuple[CoTTModel, CheckpointConfig]:
+    """Load a checkpoint directory written by ``save_checkpoint``; returns the model and its typed config."""
     path = Path(path)
     config = read_config(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as err:
         raise CheckpointError(f"{path}: tokenizer files missing or unreadable ({err})") from None
-    if config["weights"] == "full":
+    if config.weights == "full":
         weights = path / "model.safetensors"
         if not weights.exists():
             raise CheckpointError(f"{weights}: missing (the checkpoint's masked LM)")
         _load_tensors(weights)  # a clear error for a truncated file before transformers sees it
         mlm = AutoModelForMaskedLM.from_pretrained(path, use_safetensors=True)
-    elif config["weights"] == "delta":
+    elif config.weights == "delta":
         delta = _load_tensors(path / DELTA)
-        mlm, fresh = load_base_for_delta(config["backbone"])
+        mlm, fresh = load_base_for_delta(config.backbone)
         if fresh - delta.keys():
             raise CheckpointError(f"{path / DELTA}: lacks {sorted(fresh - delta.keys())}, which the backbone "
-                                  f"{config['backbone']!r} does not have either: the checkpoint is incomplete")
+                                  f"{config.backbone!r} does not have either: the checkpoint is incomplete")
         params = dict(mlm.named_parameters())
         for name, tensor in delta.items():
             if name not in params:
-                raise CheckpointError(f"{path / DELTA}: tensor {name!r} is not in the backbone {config['backbone']!r}")
+                raise CheckpointError(f"{path / DELTA}: tensor {name!r} is not in the backbone {config.backbone!r}")
             if params[name].shape != tensor.shape:
                 raise CheckpointError(
                     f"{path / DELTA}: tensor {name!r} has shape {tuple(tensor.shape)}, the backbone has {tuple(params[name].shape)}"
@@ -191,22 +202,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
             with torch.no_grad():
                 params[name].copy_(tensor.to(params[name].dtype))
     else:
-        raise CheckpointError(f"{path / CONFIG}: unknown weights kind {config['weights']!r}")
-    step = Verbalizer.from_dict(config["step_verbalizer"]) if config.get("step_verbalizer") else None
+        raise CheckpointError(f"{path / CONFIG}: unknown weights kind {config.weights!r}")
+    step = Verbalizer.from_dict(config.step_verbalizer) if config.step_verbalizer else None
     model = CoTTModel(
         mlm,
         tokenizer,
-        Template(config["template"]),
-        Verbalizer.from_dict(config["answer_verbalizer"]),
+        Template(config.template),
+        Verbalizer.from_dict(config.answer_verbalizer),
         step,
-        answer_head=config["answer_head"],
-        proj_dim=config.get("proj_dim", 128),
-        soft_verbalizer=config.get("soft_verbalizer", False),
+        answer_head=config.answer_head,
+        proj_dim=config.proj_dim,
+        soft_verbalizer=config.soft_verbalizer,
     )
-    temperature = config.get("step_temperature", 1.0)
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 < temperature < float("inf"):
-        raise CheckpointError(f"{path / CONFIG}: step_temperature must be a positive number, not {temperature!r}")
-    model.step_temperature = float(temperature)
+    model.step_temperature = config.step_temperature
     heads = _load_tensors(path / HEADS)
     try:
         for name in ("projection", "classifier", "answer_soft", "step_soft"):

@@ -18,6 +18,7 @@ import torch
 from .batching import by_prompt_length
 from . import monitor
 from .inference import answer_given_steps, reason
+from .steps import StepSpace, final_distribution, join
 
 POLICIES = ("fixed", "given", "gold", "runner_up", "random_wrong", "all")
 Step = tuple  # a reasoning step: one label (or free-text phrase) per [C] slot
@@ -31,21 +32,11 @@ def step_answer_table(examples, kind: str, negative: str = "no_relation") -> dic
     table: dict[str, set] = {}
     for e in examples:
         if e.step and e.label is not None:
-            table.setdefault(" | ".join(e.step), set()).add(e.label)
+            table.setdefault(join(e.step), set()).add(e.label)
     if kind == "relation":
         for answers in table.values():
             answers.add(negative)
     return {s: sorted(a) for s, a in sorted(table.items())}
-
-
-def step_answers_of(config: dict) -> dict[str, list[str]]:
-    """A checkpoint's step-answer table: recorded at training, or the inverse of a classification's hierarchy."""
-    table = config.get("step_answers")
-    if table is None and config.get("hierarchy"):
-        table = {}
-        for answer, parent in config["hierarchy"].items():
-            table.setdefault(parent, []).append(answer)
-    return {s: sorted(a) for s, a in (table or {}).items()}
 
 
 @dataclass
@@ -108,15 +99,16 @@ def run(
     gold_steps: Sequence[Sequence[str] | None] | None = None,
     gold_labels: Sequence[str | None] | None = None,
     step_answers: dict[str, list[str]] | None = None,
-    answer_mode: str = "rectified",
+    answer_mode: str,
     constrained: bool = False,
     seed: int = 0,
-    max_length: int = 128,
+    max_length: int,
     batch_size: int = 64,
     texts: Sequence[str] | None = None,
     scope_fit: dict | None = None,
 ) -> list[CounterfactualRecord]:
-    """Counterfactual records for ``inputs`` (text fields), in input order.
+    """Counterfactual records for ``inputs`` (text fields), in input order; the model's own answer is in
+    ``answer_mode``, its prompts are cut at ``max_length`` (both the checkpoint's).
 
     ``scope_fit``: the checkpoint's out-of-scope fit (``{"signal", "threshold"}``); each record then says whether
     the input looks out of scope, as ``CoTTPipeline`` predictions do.
@@ -127,7 +119,8 @@ def run(
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    known = model.known_steps()
+    space = StepSpace(model)
+    known = space.labels
     if not known:
         raise ValueError("this model has no intermediate step to inject")
     if policy in ("fixed", "given") and (steps is None or len(steps) != len(inputs)):
@@ -135,8 +128,7 @@ def run(
     if policy == "gold" and (gold_steps is None or not any(gold_steps)):
         raise ValueError("the 'gold' policy needs the inputs' gold steps")
     labels = model.answer.labels
-    phrase_of = {s: tuple(model.step_phrase(s)) for s in known}
-    label_of = {p: s for s, p in phrase_of.items()}
+    phrase_of = dict(zip(known, space.words))
     rng = random.Random(seed)
     order = _length_order(model, inputs, max_length)
     records: list[CounterfactualRecord | None] = [None] * len(inputs)
@@ -144,7 +136,7 @@ def run(
         idx = order[start : start + batch_size]
         fields = [inputs[i] for i in idx]
         r = reason(model, fields, None, max_length)
-        final = {"direct": r["p_answer"], "step2": r["p_answer_step"]}.get(answer_mode, r["p_rectified"])
+        final = final_distribution(r, answer_mode)
         scores = None
         if scope_fit:
             scores = monitor.signal_scores(r["p_rectified"], r["p_answer"], r["p_step_hat"])[scope_fit["signal"]]
@@ -152,7 +144,8 @@ def run(
         for k, i in enumerate(idx):
             gold = gold_steps[i] if gold_steps is not None else None
             picks = _pick_steps(policy, r["p_steps"][k], known, gold, steps[i] if steps is not None else None, rng)
-            picks = [label_of.get(tuple(s), tuple(s)) for s in picks]  # a phrase of a known step becomes its label
+            # a known step in any spelling becomes its label; free text stays as it is
+            picks = [tuple(s) if (j := space.find(s)) is None else known[j] for s in picks]
             chosen.append(picks)
             hat = known[int(r["step_hat"][k])]
             pairs += [(fields[k], list(phrase_of.get(s, s))) for s in picks if s != hat]
@@ -162,14 +155,14 @@ def run(
             answer = labels[int(final[k].argmax())]
             rec = CounterfactualRecord(
                 index=i, text=(texts[i] if texts is not None else fields[k].get("text", "")),
-                step=" | ".join(hat), step_prob=float(r["p_step_hat"][k]), answer=answer,
+                step=join(hat), step_prob=float(r["p_step_hat"][k]), answer=answer,
                 answer_step=labels[int(r["p_answer_step"][k].argmax())], truncated=r["truncated"][k],
             )
             if scores is not None:
                 rec.scope_score = float(scores[k])
                 rec.out_of_scope = rec.scope_score < scope_fit["threshold"]
             if gold_steps is not None and gold_steps[i]:
-                rec.gold_step = " | ".join(gold_steps[i])
+                rec.gold_step = join(gold_steps[i])
             if gold_labels is not None and gold_labels[i] is not None:
                 rec.gold_label = gold_labels[i]
                 rec.correct = answer == gold_labels[i]
@@ -182,7 +175,7 @@ def run(
 
 
 def _injection(step: Step, is_known: bool, p: torch.Tensor, labels, answer, step_answers, constrained, gold) -> Injection:
-    name = " | ".join(step)
+    name = join(step)
     allowed = (step_answers or {}).get(name) if is_known else None
     if constrained and allowed:
         p = constrain(p, [labels.index(a) for a in allowed if a in labels])

@@ -14,11 +14,10 @@ from . import metrics
 from .batching import prompt_lengths
 from .inference import answer_given_steps, reason
 from .rectify import rectify
+from .steps import MODES, final_distribution, join
 from .tasks import RELATION
 
 logger = logging.getLogger(__name__)
-
-MODES = ("direct", "step2", "rectified", "marginal")  # p(y|x), p(y|x,Î), p~(y|x), top-k marginal
 
 
 def known_examples(model, examples, split: str):
@@ -29,10 +28,11 @@ def known_examples(model, examples, split: str):
     return keep
 
 
-def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128, batch_size: int = 64,
+def evaluate(model, examples, kind: str, answer_mode: str, max_length: int, batch_size: int = 64,
              top_k: int = 3, hierarchy: dict | None = None, progress: bool = True,
              step_answers: dict | None = None, seed: int = 0, dropped: int = 0) -> dict:
-    """All metrics of docs/METHOD.md for ``examples``; ``answer_mode`` names the mode the model answers with.
+    """All metrics of docs/METHOD.md for ``examples``; ``answer_mode`` names the mode the model answers with and
+    ``max_length`` cuts its prompts (both the checkpoint's).
 
     Faithfulness: ``step_sensitivity`` is how often the final answer (in ``answer_mode``, the rectification
     weight kept at p(Î|x)) changes when the runner-up step replaces Î (needs ``top_k`` >= 2; None for a
@@ -51,26 +51,26 @@ def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128
     gold = [labels.index(e.label) for e in examples]
     known = model.known_steps()
     preds = {m: [] for m in MODES}
-    step_hat, confidence, runner_final, runner_step2, gold_steps, follows = [], [], [], [], [], []
+    final, step_hat, confidence, runner_final, runner_step2, gold_steps, follows = [], [], [], [], [], [], []
     rng = random.Random(seed)
     start = time.perf_counter()
     for i in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress, leave=False):
         chunk = examples[i : i + batch_size]
         r = reason(model, [e.fields for e in chunk], None, max_length, top_k if known else 1)
-        preds["direct"] += r["p_answer"].argmax(-1).tolist()
+        for m in MODES if known else ("direct",):
+            preds[m] += final_distribution(r, m).argmax(-1).tolist()
+        final += final_distribution(r, answer_mode).argmax(-1).tolist()
         if not known:
             confidence += r["p_answer"].max(-1).values.tolist()
             continue
-        preds["step2"] += r["p_answer_step"].argmax(-1).tolist()
-        preds["rectified"] += r["p_rectified"].argmax(-1).tolist()
-        preds["marginal"] += (r["p_marginal"] if "p_marginal" in r else r["p_rectified"]).argmax(-1).tolist()
         step_hat += r["step_hat"].tolist()
         confidence += r["p_step_hat"].tolist()
-        if "p_answer_topk" in r:
+        if "p_answer_topk" in r:  # the runner-up step in Î's place, its weight kept at p(Î|x)
             second = r["p_answer_topk"][:, 1]
             runner_step2 += second.argmax(-1).tolist()
-            runner = second if answer_mode == "step2" else rectify(r["p_step_hat"], second, r["p_answer"])
-            runner_final += runner.argmax(-1).tolist()
+            runner = {"p_answer": r["p_answer"], "p_answer_step": second,
+                      "p_rectified": rectify(r["p_step_hat"], second, r["p_answer"])}
+            runner_final += final_distribution(runner, answer_mode).argmax(-1).tolist()
         gold_steps += [known.index(tuple(e.step)) for e in chunk]
         if step_answers:
             follows += _following(model, chunk, r["step_hat"].tolist(), step_answers, rng, max_length, batch_size)
@@ -79,8 +79,7 @@ def evaluate(model, examples, kind: str, answer_mode: str, max_length: int = 128
     out = {"examples": len(examples), "dropped": dropped, "answer_mode": answer_mode, "seconds": round(seconds, 2)}
     for m in modes:
         out[m] = answer_scores(gold, preds[m], labels, kind)
-    final = preds[answer_mode if answer_mode in modes else "direct"]
-    out["answer"] = out[answer_mode if answer_mode in modes else "direct"]
+    out["answer"] = answer_scores(gold, final, labels, kind)
     correct = [p == g for p, g in zip(final, gold)]
     if kind == RELATION:
         out["per_relation"] = metrics.relation_scores_per_label([labels[g] for g in gold], [labels[p] for p in final])
@@ -115,7 +114,7 @@ def _following(model, chunk, step_hat, step_answers, rng, max_length, batch_size
         return []
     answers = answer_given_steps(model, pairs, max_length, batch_size).argmax(-1).tolist()
     steps = [s for s in picks if s is not None]
-    return [labels[a] in step_answers.get(" | ".join(s), ()) for s, a in zip(steps, answers)]
+    return [labels[a] in step_answers.get(join(s), ()) for s, a in zip(steps, answers)]
 
 
 def answer_scores(gold: list[int], pred: list[int], labels: list[str], kind: str) -> dict:

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import torch
 
+from .config import MAX_LENGTH
 from .rectify import rectify, topk_marginal
 
 
@@ -17,7 +18,7 @@ def reason(
     model,
     inputs: Sequence[dict],
     steps: Sequence[Sequence[str] | None] | None = None,
-    max_length: int = 128,
+    max_length: int = MAX_LENGTH,
     top_k: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Run Step I and Step II for a batch of inputs (their text fields).
@@ -71,7 +72,7 @@ def reason(
 
 
 @torch.inference_mode()
-def answer_given_steps(model, pairs: Sequence[tuple[dict, Sequence[str]]], max_length: int = 128,
+def answer_given_steps(model, pairs: Sequence[tuple[dict, Sequence[str]]], max_length: int = MAX_LENGTH,
                        batch_size: int = 64) -> torch.Tensor:
     """p(y|x,I) for (text fields, step words) pairs: (N, L), from batched Step II passes."""
     model.eval()
@@ -83,7 +84,7 @@ def answer_given_steps(model, pairs: Sequence[tuple[dict, Sequence[str]]], max_l
     return torch.cat(probs)
 
 
-def sweep(model, inputs: Sequence[dict], max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
+def sweep(model, inputs: Sequence[dict], max_length: int = MAX_LENGTH, batch_size: int = 64) -> torch.Tensor:
     """p(y|x,I) for every known step I: (N, steps, L), from batched Step II passes."""
     known = model.known_steps()
     if not known:

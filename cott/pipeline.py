@@ -10,18 +10,15 @@ import torch
 
 from . import attribution, counterfactual, monitor
 from .checkpoint import CheckpointError, load_checkpoint
+from .config import CheckpointConfig
 from .data import relation_example
 from .inference import reason, sweep
 from .quantization import quantize as quantize_model
 from .relation_input import mark_mentions, parse_marked
+from .steps import StepSpace, final_distribution, join, split
 from .tasks import RELATION
 
 MAX_INPUT_CHARS = 100_000  # inputs beyond this are refused; the text slot is truncated to max_length anyway
-
-
-def normalise_step(step: str) -> str:
-    """How a user's step is matched to a known one: each '|' part lowercased with its spaces collapsed."""
-    return " | ".join(" ".join(part.split()).lower() for part in str(step).split("|"))
 
 
 @dataclass
@@ -30,7 +27,7 @@ class Prediction:
 
     text: str
     labels: list[str]
-    answer: str  # argmax of p_rectified (or the checkpoint's answer_mode), of p_answer_step when a step is injected
+    answer: str  # argmax of p_final
     p_rectified: list[float]  # p~(y|x); for an injected free-text step, p(y|x,step)
     p_answer: list[float]  # p(y|x), Step I's direct answer
     steps: list[str]
@@ -44,6 +41,7 @@ class Prediction:
     scope_score: float | None = None  # the checkpoint's out-of-scope signal (higher = more in scope), if it has one
     out_of_scope: bool | None = None  # scope_score below the checkpoint's fitted threshold
     p_final: list[float] | None = None  # the distribution ``answer`` is the argmax of (the answer mode's, constrained)
+    answer_mode: str | None = None  # the mode p_final is of: the checkpoint's, "step2" under an injected step
     truncated: bool = False  # the checkpoint's max_length cut the text (only the text is ever cut, never a step or mask)
 
     def top(self, n: int = 5, which: str = "p_rectified") -> list[tuple[str, float]]:
@@ -77,17 +75,14 @@ class Sweep:
 class CoTTPipeline:
     """Loads a checkpoint once and answers texts with two-step reasoning, batched."""
 
-    def __init__(self, model, config: dict, max_length: int | None = None):
+    def __init__(self, model, config: CheckpointConfig, max_length: int | None = None):
         self.model = model
         self.config = config
-        self.max_length = max_length or config.get("max_length", 128)
-        self.kind = config.get("kind", "classification")
+        self.max_length = max_length or config.max_length
+        self.kind = config.kind
         self.labels = list(model.answer.labels)
-        self.step_labels = model.known_steps()
-        self.steps = [" | ".join(s) for s in self.step_labels]
-        self._phrases = {normalise_step(" | ".join(s)): model.step_phrase(s) for s in self.step_labels}
-        self._phrases.update({normalise_step(" | ".join(model.step_phrase(s))): model.step_phrase(s)
-                              for s in self.step_labels})
+        self.step_space = StepSpace(model)
+        self.steps = self.step_space.names
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, device: str | None = None, quantize: str | None = None,
@@ -128,19 +123,21 @@ class CoTTPipeline:
 
     @property
     def answer_mode(self) -> str:
-        """Which distribution gives the answer: "rectified" (default), "step2" (p(y|x,Î)) or "direct" (p(y|x))."""
-        return self.config.get("answer_mode", "rectified")
+        """Which distribution gives the answer (``cott.steps.MODES``): the checkpoint's ``answer_mode``."""
+        return self.config.answer_mode
 
     @property
     def step_answers(self) -> dict[str, list[str]]:
         """Step label -> the answers consistent with it (from training data; empty when not recorded)."""
-        return counterfactual.step_answers_of(self.config)
+        return dict(self.config.step_answers)
 
     def card(self) -> dict:
         """What the app's About tab shows."""
-        keys = ("task", "kind", "method", "backbone", "template", "max_length", "metrics", "training", "description",
-                "init_from", "ingredients", "calibration")  # the weights' history; the step's calibration
-        card = {k: self.config[k] for k in keys if k in self.config}
+        c = self.config
+        card = {"task": c.task, "kind": c.kind, "method": c.method, "backbone": c.backbone, "template": c.template,
+                "max_length": c.max_length, "metrics": c.metrics, "training": c.training,
+                "description": c.description, "calibration": c.calibration}
+        card |= {k: c.raw[k] for k in ("init_from", "ingredients") if k in c.raw}  # the weights' history
         card["answer_words"] = self.model.answer.words
         if self.model.step is not None:
             card["step_words"] = self.model.step.words
@@ -168,15 +165,8 @@ class CoTTPipeline:
         return fields
 
     def _step_words(self, step) -> list[str]:
-        """A step given by a user: a known step (label or words) or free text; '|' separates slots."""
-        parts = list(step) if isinstance(step, (list, tuple)) else str(step).split("|")
-        parts = [p.strip() for p in parts]
-        if len(parts) != self.num_step_slots or not all(parts):
-            raise ValueError(
-                f"this model's step has {self.num_step_slots} part(s); got {len(parts)} non-empty part(s)"
-                + (" (separate them with '|')" if self.num_step_slots > 1 else "")
-            )
-        return self._phrases.get(normalise_step(" | ".join(parts)), parts)
+        """The words written into [C] for a user's step: a known step (label or words) or free text."""
+        return list(self.step_space.parse(step)[1])
 
     # ---- inference ------------------------------------------------------------------------
     def with_steps(self, inputs, step) -> tuple[bool, list, list]:
@@ -210,8 +200,8 @@ class CoTTPipeline:
 
     def _scope(self, r: dict, i: int) -> tuple[float | None, bool | None]:
         """The out-of-scope signal stored in the checkpoint (``experiments.out_of_scope --write``) for input ``i``."""
-        fit = self.config.get("out_of_scope")
-        if not isinstance(fit, dict):
+        fit = self.config.out_of_scope
+        if not fit:
             return None, None
         p_step = r["p_step_hat"][i : i + 1] if "p_step_hat" in r else None
         score = float(monitor.signal_scores(r["p_rectified"][i : i + 1], r["p_answer"][i : i + 1], p_step)[fit["signal"]])
@@ -219,29 +209,31 @@ class CoTTPipeline:
 
     def _predictions(self, fields, words, r, constrained: bool = False) -> list[Prediction]:
         preds = []
-        known = self.step_labels
         for i, f in enumerate(fields):
             p_answer = r["p_answer"][i].tolist()
             scope = self._scope(r, i) if words[i] is None else (None, None)
             if not self.has_steps:
                 preds.append(Prediction(f["text"], self.labels, self.labels[max(range(len(p_answer)), key=p_answer.__getitem__)],
-                                        p_answer, p_answer, [], p_final=p_answer, scope_score=scope[0], out_of_scope=scope[1],
+                                        p_answer, p_answer, [], p_final=p_answer, answer_mode="direct",
+                                        scope_score=scope[0], out_of_scope=scope[1],
                                         truncated=r["truncated"][i]))
                 continue
             injected = words[i] is not None
             weight = float(r["p_step_weight"][i])
             if injected:
                 phrase = list(words[i])
-                label = next((" | ".join(s) for s in known if self.model.step_phrase(s) == phrase), " | ".join(phrase))
+                label = self.step_space.label(phrase) or join(phrase)
             else:
                 label = self.steps[int(r["step_hat"][i])]
-                phrase = self.model.step_phrase(known[int(r["step_hat"][i])])
+                phrase = list(self.step_space.words[int(r["step_hat"][i])])
             p_step = r["p_answer_step"][i].tolist()
             # An injected free-text step has no p(step|x) to weigh it by: its rectified form is Step II's.
             p_rect = p_step if math.isnan(weight) else r["p_rectified"][i].tolist()
+            p_marginal = r["p_marginal"][i].tolist() if "p_marginal" in r else None
             # A user who injects a step wants the answer under that step, not one hedged back towards Î.
             mode = "step2" if injected else self.answer_mode
-            p_final = {"step2": p_step, "direct": p_answer}.get(mode, p_rect)
+            p_final = final_distribution({"p_answer": p_answer, "p_answer_step": p_step, "p_rectified": p_rect,
+                                          "p_marginal": p_marginal}, mode)
             allowed = self.step_answers.get(label) if constrained else None
             if allowed:
                 p_final = counterfactual.constrain(torch.tensor(p_final), [self.labels.index(a) for a in allowed]).tolist()
@@ -254,13 +246,14 @@ class CoTTPipeline:
                     p_answer=p_answer,
                     steps=self.steps,
                     step=label,
-                    step_words=" | ".join(phrase),
+                    step_words=join(phrase),
                     step_prob=None if math.isnan(weight) else weight,
                     injected=injected,
                     p_steps=r["p_steps"][i].tolist(),
                     p_answer_step=p_step,
-                    p_marginal=r["p_marginal"][i].tolist() if "p_marginal" in r else None,
+                    p_marginal=p_marginal,
                     p_final=p_final,
+                    answer_mode=mode,
                     scope_score=scope[0],
                     out_of_scope=scope[1],
                     truncated=r["truncated"][i],
@@ -306,17 +299,13 @@ class CoTTPipeline:
         golds = None if gold_steps is None else [self._gold_step(s) for s in gold_steps]
         return counterfactual.run(
             self.model, fields, policy, steps=parsed, gold_steps=golds, gold_labels=labels,
-            step_answers=self.step_answers, answer_mode=self.config.get("answer_mode", "rectified"),
+            step_answers=self.step_answers, answer_mode=self.answer_mode,
             constrained=constrained, seed=seed, max_length=self.max_length, batch_size=batch_size,
-            texts=[f["text"] for f in fields],
-            scope_fit=self.config.get("out_of_scope") if isinstance(self.config.get("out_of_scope"), dict) else None,
+            texts=[f["text"] for f in fields], scope_fit=self.config.out_of_scope,
         )
 
     def _gold_step(self, step) -> tuple[str, ...] | None:
-        """A gold step given as a label ("a | b") or a tuple of labels; None stays None."""
+        """A gold step's labels, the step written as labels or words; None stays None."""
         if step is None or step == "":
             return None
-        parts = tuple(p.strip() for p in (step if isinstance(step, (list, tuple)) else str(step).split("|")))
-        if parts not in self.step_labels:
-            raise ValueError(f"unknown gold step {' | '.join(parts)!r}; known steps: {', '.join(self.steps[:10])} ...")
-        return parts
+        return split(self.step_space.parse(step, free_text=False)[0])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .examples import DataError, Example, quiet
+from .steps import join, split
 
 TABLE_COLUMNS = ("text", "step", "label", "subj", "obj")  # the columns read; others are ignored
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".ndjson": "json", ".json": "json", ".parquet": "parquet"}
@@ -42,7 +43,7 @@ def table_examples(table, where, first: int = 1, unit: str = "line") -> Iterator
         for key in ("label", "step"):
             if row[key] is None:
                 raise DataError(where, f"missing field {key!r}", no, unit)
-        yield Example({"text": row["text"]}, tuple(s.strip() for s in row["step"].split("|")), row["label"])
+        yield Example({"text": row["text"]}, split(row["step"]), row["label"])
 
 
 def checked(table, where, columns: dict[str, str] | None = None):
@@ -144,6 +145,6 @@ def _cell(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, list):  # a step given as one label per slot
-        value = " | ".join(str(v) for v in value)
+        value = join([str(v) for v in value])
     text = value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict) else str(value)
     return text if text.strip() else None

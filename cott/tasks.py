@@ -102,10 +102,10 @@ def loader_of(task: Task, columns: dict[str, str] | None = None) -> Callable[...
     return partial(task.loader, columns=columns) if columns else task.loader
 
 
-def checkpoint_loader(config: dict, columns: dict[str, str] | None = None, task: str | None = None):
-    """The loader of a checkpoint's data: its task's (or ``task``'s), with the column names it was trained with
-    (recorded in ``cott.json``) unless ``columns`` overrides them."""
-    return loader_of(get_task(task or config["task"]), columns or (config.get("training") or {}).get("columns"))
+def checkpoint_loader(config, columns: dict[str, str] | None = None, task: str | None = None):
+    """The loader of a checkpoint's data (``config``: its ``CheckpointConfig``): its task's (or ``task``'s), with the
+    column names it was trained with unless ``columns`` overrides them."""
+    return loader_of(get_task(task or config.task), columns or config.training.get("columns"))
 
 
 def label_sets(examples) -> tuple[list[str], list[str]]:

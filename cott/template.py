@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from .config import MAX_LENGTH
 from .relation_input import OBJ_MARK, SUBJ_MARK
 
 # [T] is the text; [T:marked] the text with a relation's mentions marked (see relation_input); [T:name] another
@@ -88,7 +89,7 @@ class Template:
         tokenizer,
         fields: Mapping[str, str],
         step: Sequence[str] | None = None,
-        max_length: int = 128,
+        max_length: int = MAX_LENGTH,
         text_ids: list[int] | None = None,
     ) -> Encoding:
         """Fill the slots and tokenize; ``step=None`` puts masks in ``[C]`` (Step I).

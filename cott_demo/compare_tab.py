@@ -31,7 +31,7 @@ def compare_tab(models: dict[str, Model]) -> None:
             model_b = gr.Dropdown(names, value=second, label="Model B", min_width=200, elem_id="compare-b")
         text = gr.Textbox(label="Text", lines=2, max_lines=6, elem_id="compare-text",
                           placeholder="e.g. can you tell me why my card was declined at the grocery store")
-        steps = models[first].pipe.steps if first else []
+        steps = models[first].pipe.step_space.shown if first else []
         with gr.Row(equal_height=False):
             step = gr.Dropdown(steps, value=None, allow_custom_value=True, label="Your step", scale=3, min_width=200,
                                info="A known step (label or words) or your own words.", elem_id="compare-step")
@@ -61,7 +61,7 @@ def compare_tab(models: dict[str, Model]) -> None:
 
         def pick(a_name):  # model A's steps to choose from
             m = models.get(a_name)
-            return gr.Dropdown(choices=m.pipe.steps if m and m.pipe else [], value=None)
+            return gr.Dropdown(choices=m.pipe.step_space.shown if m and m.pipe else [], value=None)
 
         model_a.change(pick, model_a, step, queue=False, api_visibility="private")
 

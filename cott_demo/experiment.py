@@ -11,8 +11,9 @@ The file's columns (CSV with a header row, JSON lines, or a JSON array of object
   wrong; every row needs one). Under every other policy it is the row's **gold step**: **gold** injects it (the
   oracle; every row needs one), **random_wrong** never draws it, and the CSV shows it beside the model's step.
 
-Steps are written as a label or its words (``travel``; ``Peop | Org`` or ``person | organization`` for a step with
-two parts); a step the model does not know is refused (free-text steps are for the Ask tab, one text at a time).
+Steps are written as a label or its words, as everywhere in the app (``cott.steps``: ``credit_cards`` or
+``credit cards``; ``Peop | Org`` or ``person | organization`` for a step with two parts); a step the model does not
+know is refused (free-text steps are for the Ask tab, one text at a time). Results show every step in words.
 The library (``CoTTPipeline.counterfactuals``, ``cott.counterfactual.summarise``) does the model work and the sums.
 """
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Callable
 
 from cott.counterfactual import POLICIES, CounterfactualRecord, summarise
 from cott.data import DataError
-from cott.pipeline import normalise_step
 from cott.table import read_rows
 
 from .inputs import CUT_NOTE, MAX_CHARS, MAX_UPLOAD_BYTES, InputError
@@ -116,23 +116,12 @@ def line_of(row: int, path: str | None) -> str:
 
 
 # ---- checking it against the model and the policy ----------------------------------------------
-def step_index(pipe) -> dict[str, str]:
-    """A step as a user may write it (label or words, any case, any spaces around '|') -> the step's label."""
-    index = {}
-    for parts in pipe.step_labels:
-        label = " | ".join(parts)
-        for form in (label, " | ".join(pipe.model.step_phrase(parts))):
-            index.setdefault(normalise_step(form), label)
-    return index
-
-
 def resolve_step(pipe, step, where: str = "The step") -> str:
     """The label of a known step written as a label or as words; raises InputError naming the known steps."""
-    label = step_index(pipe).get(normalise_step(step))
+    label = pipe.step_space.label(step)
     if label is None:
-        shown = ", ".join(pipe.steps[:12]) + (f" and {len(pipe.steps) - 12} more" if len(pipe.steps) > 12 else "")
-        raise InputError(f"{where} {str(step)[:80]!r} is not a step this model knows (its steps: {shown}). "
-                         "Write a known step's label or its words.")
+        raise InputError(f"{where} {str(step)[:80]!r} is not a step this model knows (its steps: "
+                         f"{pipe.step_space.listed()}). Write a known step's label or its words.")
     return label
 
 
@@ -151,10 +140,10 @@ def make_plan(pipe, rows: list[dict], policy: str, step=None, seed=0, constraine
         raise InputError('This checkpoint records no step-answer table, so "answer within the step" is not available.')
     per_row = injections_per_row(pipe, policy)
     if per_row > MAX_INJECTIONS:
-        raise InputError(f"The {policy!r} policy injects every known step: {per_row} per row; the limit is "
-                         f"{MAX_INJECTIONS}. Choose another policy.")
+        raise InputError(f'"{POLICY_NAMES[policy]}" injects {per_row} per row; the limit is {MAX_INJECTIONS}. '
+                         "Choose other steps to inject.")
     if policy == "runner_up" and len(pipe.steps) < 2:
-        raise InputError("The runner-up policy needs a model with at least two known steps.")
+        raise InputError(f'"{POLICY_NAMES[policy]}" needs a model with at least two known steps.')
     if not rows:
         raise InputError("The file has no rows.")
     if len(rows) > EXPERIMENT_MAX_ROWS:
@@ -166,22 +155,20 @@ def make_plan(pipe, rows: list[dict], policy: str, step=None, seed=0, constraine
     plan = Plan(policy, [], constrained=bool(constrained), seed=seed, per_row=per_row)
     if policy == "fixed":
         if step is None or not str(step).strip():
-            raise InputError("The fixed policy needs a step: pick or type one (a label or its words).")
+            raise InputError(f'"{POLICY_NAMES[policy]}" needs a step: pick or type one (a label or its words).')
         plan.steps = resolve_step(pipe, step, "The fixed step")
     column = [r.get("step") for r in rows]
     if policy in ("given", "gold") and not all(column):
         what = "the step to inject" if policy == "given" else "the gold step to inject"
         if not any(column):
-            raise InputError(f'The {policy!r} policy needs a "step" column ({what} into each row); the file has none.')
+            raise InputError(f'"{POLICY_NAMES[policy]}" needs a "step" column ({what} into each row); the file has '
+                             "none.")
         first = next(n for n, s in enumerate(column, 1) if not s)
-        raise InputError(f'The {policy!r} policy needs a step in every row ({what}): {line_of(first, path)} has none, '
+        raise InputError(f'"{POLICY_NAMES[policy]}" needs a step in every row ({what}): {line_of(first, path)} has none, '
                          f"and {sum(1 for s in column if not s):,} of {len(rows):,} rows in all.")
     if any(column):
-        index = step_index(pipe)
-        labels = []
-        for n, s in enumerate(column, 1):
-            where = f"{line_of(n, path).capitalize()}: the step"
-            labels.append(None if s is None else index.get(normalise_step(s)) or resolve_step(pipe, s, where))
+        labels = [None if s is None else resolve_step(pipe, s, f"{line_of(n, path).capitalize()}: the step")
+                  for n, s in enumerate(column, 1)]
         if policy == "given":
             plan.steps = labels
         else:
@@ -258,17 +245,19 @@ def run(plan: Plan, runner: Runner, progress: Callable[[int, int], None] | None 
 
 
 # ---- laying out the results --------------------------------------------------------------------
-def result_rows(records: list[CounterfactualRecord]) -> list[dict]:
-    """One row per injection (a row without any injection keeps one row with the injection's cells empty)."""
+def result_rows(records: list[CounterfactualRecord], words: Callable[[str], str]) -> list[dict]:
+    """One row per injection (a row without any injection keeps one row with the injection's cells empty); each step
+    as ``words`` shows it (the model's ``StepSpace.display``)."""
     out = []
     for rec in records:
-        base = {"row": rec.index + 1, "text": rec.text, "model_step": rec.step, "model_step_prob": rec.step_prob,
-                "model_answer": rec.answer, "gold_step": rec.gold_step, "gold_label": rec.gold_label,
+        base = {"row": rec.index + 1, "text": rec.text, "model_step": words(rec.step),
+                "model_step_prob": rec.step_prob, "model_answer": rec.answer,
+                "gold_step": rec.gold_step and words(rec.gold_step), "gold_label": rec.gold_label,
                 "model_correct": rec.correct}
         for inj in rec.injections or [None]:
             row = dict(base)
             if inj is not None:
-                row.update(injected_step=inj.step, answer=inj.answer, answer_prob=inj.answer_prob,
+                row.update(injected_step=words(inj.step), answer=inj.answer, answer_prob=inj.answer_prob,
                            changed=inj.changed, follows=inj.follows, correct=inj.correct)
             row["note"] = "; ".join(n for n, said in ((SCOPE_VERDICT, rec.out_of_scope), (CUT_NOTE, rec.truncated)) if said)
             out.append(row)
@@ -290,10 +279,12 @@ def answer_owners(step_answers: dict[str, list[str]]) -> dict[str, str] | None:
     return {a: next(iter(v)) for a, v in owners.items()}
 
 
-def heatmap_data(records: list[CounterfactualRecord], step_answers: dict[str, list[str]]) -> dict:
+def heatmap_data(records: list[CounterfactualRecord], step_answers: dict[str, list[str]],
+                 words: Callable[[str], str]) -> dict:
     """Injected step (rows) -> the step the answer belongs to (columns; the answers themselves when the step-answer
     table is not a hierarchy): counts and each row's shares. The most injected steps and most frequent answers are
-    kept (MAX_PLOT_STEPS, MAX_PLOT_ANSWERS); the rest of the answers are counted as "(other)"."""
+    kept (MAX_PLOT_STEPS, MAX_PLOT_ANSWERS); the rest of the answers are counted as "(other)". Steps as ``words``
+    shows them."""
     owners = answer_owners(step_answers)
     pairs = [(inj.step, (owners.get(inj.answer, OTHER) if owners else inj.answer))
              for rec in records for inj in rec.injections]
@@ -312,15 +303,18 @@ def heatmap_data(records: list[CounterfactualRecord], step_answers: dict[str, li
         if s in where:
             counts[where[s]][col.get(c, col.get(OTHER, 0))] += 1
     shares = [[c / max(1, sum(r)) for c in r] for r in counts]
-    return {"steps": rows, "columns": cols, "counts": counts, "shares": shares, "hierarchy": owners is not None,
-            "steps_total": len(set(s for s, _ in pairs))}
+    if owners:
+        cols = [c if c == OTHER else words(c) for c in cols]
+    return {"steps": [words(s) for s in rows], "columns": cols, "counts": counts, "shares": shares,
+            "hierarchy": owners is not None, "steps_total": len(set(s for s, _ in pairs))}
 
 
-def rates_data(summ: dict) -> dict:
-    """Flip and following rates of the most injected steps (MAX_PLOT_STEPS), the most injected first."""
+def rates_data(summ: dict, words: Callable[[str], str]) -> dict:
+    """Flip and following rates of the most injected steps (MAX_PLOT_STEPS), the most injected first; each step as
+    ``words`` shows it."""
     per = summ.get("per_step", {})
     steps = sorted(per, key=lambda s: (-per[s]["injections"], s))[:MAX_PLOT_STEPS]
-    return {"steps": steps, "injections": [per[s]["injections"] for s in steps],
+    return {"steps": [words(s) for s in steps], "injections": [per[s]["injections"] for s in steps],
             "flip_rate": [per[s]["flip_rate"] for s in steps],
             "following_rate": [per[s]["following_rate"] for s in steps], "steps_total": len(per)}
 

@@ -64,7 +64,7 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
             with gr.Column(min_width=260):
                 policy = gr.Dropdown(exp.POLICY_CHOICES, value="random_wrong", label="Which steps to inject",
                                      elem_id="experiment-policy")
-                step = gr.Dropdown(choices=init.pipe.steps if init and init.pipe else [], value=None,
+                step = gr.Dropdown(choices=init.pipe.step_space.shown if init and init.pipe else [], value=None,
                                    allow_custom_value=True, label="Fixed step (for “a fixed step for every row”)",
                                    info="A known step's label or words.", elem_id="experiment-step")
                 with gr.Row():
@@ -104,19 +104,21 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
                 progress(done / total, desc=f"rows {done + 1:,}–{end:,} of {total:,}" if done < total else "done")
 
             records = exp.run(plan, functools.partial(run_counterfactuals, m.spec), tick, stop.is_set)
-            rows = exp.result_rows(records)
+            words = m.pipe.step_space.display
+            rows = exp.result_rows(records, words)
             summ = exp.summary(records)
             frame, full = render.experiment_frames(rows)
             out = Path(tempfile.mkdtemp(prefix="cott_experiment_")) / f"cott_{m.name}_{plan.policy}_experiment.csv"
             full.to_csv(out, index=False, lineterminator="\r\n")  # RFC 4180, as the Batch tab's
-            policy_name = exp.POLICY_NAMES[plan.policy] + (f" ({plan.steps})" if plan.policy == "fixed" else "")
+            policy_name = exp.POLICY_NAMES[plan.policy] + (f" ({words(plan.steps)})" if plan.policy == "fixed" else "")
             return {
                 status: render.experiment_status(m.name, policy_name, len(records), summ["injections"],
                                                  time.perf_counter() - started, len(frame), notices + plan.notices,
                                                  planned=plan.rows, outside=sum(1 for r in records if r.out_of_scope)),
                 cards: render.experiment_cards(summ),
-                heatmap: plot(plots.injection_heatmap(exp.heatmap_data(records, m.pipe.step_answers), plan.policy)),
-                rates: plot(plots.rate_bars(exp.rates_data(summ))),
+                heatmap: plot(plots.injection_heatmap(exp.heatmap_data(records, m.pipe.step_answers, words),
+                                                      exp.POLICY_NAMES[plan.policy])),
+                rates: plot(plots.rate_bars(exp.rates_data(summ, words))),
                 table: frame,
                 download: str(out),
             }
@@ -145,7 +147,7 @@ def experiment_tab(models: dict[str, Model], model, init: Model | None) -> None:
 
         def model_steps(name):  # another model: its steps to pick from, and the last model's results emptied
             m = models.get(name)
-            return {step: gr.Dropdown(choices=m.pipe.steps if m and m.pipe else [], value=None), status: "", cards: "",
+            return {step: gr.Dropdown(choices=m.pipe.step_space.shown if m and m.pipe else [], value=None), status: "", cards: "",
                     heatmap: None, rates: None, table: None, download: None,
                     first_btn: gr.update(visible=False)}
 

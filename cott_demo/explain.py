@@ -3,6 +3,7 @@ button: one row for the step Î (Step I), one for the answer under the step (Ste
 from __future__ import annotations
 
 import html
+from typing import Callable
 
 import gradio as gr
 
@@ -46,14 +47,15 @@ def _row(title: str, words: list[str], roles: list[str], scores: list[float] | N
     return f'<div class="cott-why-row"><span class="cott-why-title">{title}</span>{"".join(spans)}</div>'
 
 
-def explanation_html(exp) -> str:
-    """The two rows of an Explanation (one for a model without a step), the method and how to read it."""
+def explanation_html(exp, words: Callable[[str], str]) -> str:
+    """The two rows of an Explanation (one for a model without a step), the method and how to read it; each step as
+    ``words`` shows it (the model's ``StepSpace.display``)."""
     esc = html.escape
     rows = []
     if exp.step is not None:
-        rows.append(_row(f"Why this step: <b>{esc(exp.step)}</b> (p(Î|x) = {exp.step_prob:.1%})",
+        rows.append(_row(f"Why this step: <b>{esc(words(exp.step))}</b> (p(Î|x) = {exp.step_prob:.1%})",
                          exp.words, exp.roles, exp.step_scores))
-        under = f" under the step <b>{esc(exp.answer_step)}</b>"
+        under = f" under the step <b>{esc(words(exp.answer_step))}</b>"
     else:
         under = ""
     given = "x,step" if exp.step is not None else "x"
@@ -84,7 +86,7 @@ def explain_section(models: dict, model, text, step=None, api_name: str = "expla
             exp = explain_text(m.spec, text, step_text)
         except BAD_INPUT as err:
             return warn(err), ""
-        return status_md(notices=notices), explanation_html(exp)
+        return status_md(notices=notices), explanation_html(exp, m.pipe.step_space.display)
 
     inputs = [model, text] + ([step] if step is not None else [])
     button.click(run, inputs, [status, shown], api_name=api_name)

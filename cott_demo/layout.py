@@ -81,7 +81,7 @@ def build_demo(checkpoints: list[str] | None = None, examples: dict | str | Path
                 about["card"]: card_markdown(m) if m else unknown,
                 about["answer_words"]: render.words_table(m.card.get("answer_words") if m else None),
                 about["step_words"]: render.words_table(m.card.get("step_words") if m else None),
-                ask["step"]: gr.Dropdown(choices=m.pipe.steps if m and m.pipe else [], value=None,
+                ask["step"]: gr.Dropdown(choices=m.pipe.step_space.shown if m and m.pipe else [], value=None,
                                          info=render.step_help(m)),
             }
 
@@ -123,7 +123,7 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
 
         gr.Markdown("## Edit the step")
         with gr.Row(equal_height=False):
-            step_in = gr.Dropdown(choices=init.pipe.steps if init and init.pipe else [], value=None,
+            step_in = gr.Dropdown(choices=init.pipe.step_space.shown if init and init.pipe else [], value=None,
                                   allow_custom_value=True, label="Step", info=render.step_help(init), scale=3,
                                   min_width=240, elem_id="step-input")
             inject_btn = gr.Button("Answer with this step", variant="primary", scale=1, min_width=160, elem_id="inject")
@@ -154,11 +154,11 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
                 notices.append(cut_notice(m.pipe.max_length))
             for n in notices:
                 gr.Warning(render.toast(n))
-            scope = m.pipe.config.get("out_of_scope")  # the checkpoint's out-of-scope fit, if it has one
+            scope = m.pipe.config.out_of_scope  # the checkpoint's out-of-scope fit, if it has one
             headline = "\n\n".join(filter(None, [render.scope_md(pred, scope), render.status_md(notices=notices)]))
             return {status: headline, step_md: render.step_section(pred, thr, scope),
-                    step_plot: plot(plots.step_figure(pred)), answer_md: render.answer_section(pred),
-                    answer_plot: plot(plots.answer_figure(pred)), step_in: gr.Dropdown(choices=pred.steps, value=pred.step),
+                    step_plot: plot(plots.step_figure(pred, m.pipe.step_space.shown)), answer_md: render.answer_section(pred),
+                    answer_plot: plot(plots.answer_figure(pred)), step_in: gr.Dropdown(choices=m.pipe.step_space.shown, value=pred.step_words),
                     raw: render.summary(name, pred, thr, notices, scope)}
 
         ask_outputs = [status, step_md, step_plot, answer_md, answer_plot, step_in, raw]
@@ -199,8 +199,8 @@ def ask_tab(models: dict[str, Model], examples: dict[str, list[str]], model, thr
                 sw = run_sweep(m.spec, text)
             except BAD_INPUT as err:
                 return {sweep_status: warn(err), sweep_plot: None, sweep_table: None}
-            return {sweep_status: render.status_md(notices=notices), sweep_plot: plot(plots.sweep_figure(sw)),
-                    sweep_table: render.sweep_table(sw)}
+            return {sweep_status: render.status_md(notices=notices), sweep_plot: plot(plots.sweep_figure(sw, m.pipe.step_space.shown)),
+                    sweep_table: render.sweep_table(sw, m.pipe.step_space.shown)}
 
         sweep_btn.click(sweep, [model, text], [sweep_status, sweep_plot, sweep_table], api_name="sweep")
 

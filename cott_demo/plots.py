@@ -143,11 +143,12 @@ def placeholder(message: str, height: int = 220) -> Figure:
 
 
 # ---- figures of a prediction, an injection and a sweep -----------------------------------------
-def step_figure(pred) -> Figure:
+def step_figure(pred, shown: Sequence[str]) -> Figure:
+    """p(I|x) of the top steps; ``shown``: every step in words, following ``pred.steps``."""
     if not pred.p_steps:
         return placeholder("this model has no intermediate step")
     idx = top_indices(pred.p_steps, TOP_STEPS)
-    return step_bars([pred.steps[i] for i in idx], [pred.p_steps[i] for i in idx], pred.step)
+    return step_bars([shown[i] for i in idx], [pred.p_steps[i] for i in idx], pred.step_words)
 
 
 def answer_figure(pred) -> Figure:
@@ -175,12 +176,13 @@ def comparison_figure(base, mine) -> Figure:
     return answer_bars(labels, series, answer_under_step(mine), title="p(y|x,step): model's step vs yours")
 
 
-def sweep_figure(sw) -> Figure:
-    """The sweep's heatmap: every step, the most likely first, and the labels that any step makes most likely."""
+def sweep_figure(sw, shown: Sequence[str]) -> Figure:
+    """The sweep's heatmap: every step (``shown``: in words, following ``sw.steps``), the most likely first, and the
+    labels that any step makes most likely."""
     order = top_indices(sw.p_steps, len(sw.steps))
     cols = sorted(range(len(sw.labels)), key=lambda j: -max(r[j] for r in sw.probs))[:SWEEP_LABELS]
-    return sweep_heatmap([sw.steps[i] for i in order], [sw.labels[j] for j in cols],
-                         [[sw.probs[i][j] for j in cols] for i in order], chosen=sw.steps[order[0]])
+    return sweep_heatmap([shown[i] for i in order], [sw.labels[j] for j in cols],
+                         [[sw.probs[i][j] for j in cols] for i in order], chosen=shown[order[0]])
 
 
 # ---- an experiment's figures (plain data from cott_demo.experiment) -----------------------------

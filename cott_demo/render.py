@@ -175,11 +175,11 @@ def injection_summary(name: str, base, mine, notices: list[str]) -> dict:
 
 
 # ---- tables -----------------------------------------------------------------------------------
-def sweep_table(sw) -> pd.DataFrame:
-    """The answer under every known step, the most likely step first."""
+def sweep_table(sw, shown: list[str]) -> pd.DataFrame:
+    """The answer under every known step (``shown``: in words, following ``sw.steps``), the most likely step first."""
     answers = sw.answers()
     order = top_indices(sw.p_steps, len(sw.steps))
-    return pd.DataFrame([(sw.steps[i], pct(sw.p_steps[i]), answers[i][1], pct(answers[i][2])) for i in order],
+    return pd.DataFrame([(shown[i], pct(sw.p_steps[i]), answers[i][1], pct(answers[i][2])) for i in order],
                         columns=SWEEP_COLUMNS)
 
 

@@ -41,7 +41,7 @@ def predict_rows(spec: str, texts: list[str], threshold: float, progress=None) -
                 r["note"] = "; ".join(filter(None, [SCOPE_VERDICT, r["note"]]))
             if p.truncated:
                 r["note"] = "; ".join(filter(None, [r["note"], CUT_NOTE]))
-            r.update(step=p.step, step_prob=p.step_prob, answer=p.answer, confidence=conf, flag="⚠ " + ", ".join(flags) if flags else "")
+            r.update(step=p.step_words, step_prob=p.step_prob, answer=p.answer, confidence=conf, flag="⚠ " + ", ".join(flags) if flags else "")
     if progress is not None:
         progress(1.0, desc="done")
     return rows

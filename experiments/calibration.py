@@ -143,16 +143,16 @@ def main(argv=None):
     args = p.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint, "cuda" if torch.cuda.is_available() else "cpu")
     if not model.num_step_slots:
-        p.error(f"{args.checkpoint} has no Step I (method {config.get('method')!r}): nothing to calibrate")
-    task = get_task(config["task"])
+        p.error(f"{args.checkpoint} has no Step I (method {config.method!r}): nothing to calibrate")
+    task = get_task(config.task)
     examples = known_examples(model, checkpoint_loader(config, task=task.name)(args.data, args.split), args.split)
     if not examples:
         p.error(f"{args.data}: no {args.split} examples the checkpoint has labels for")
     model.step_temperature = 1.0  # fit on the raw distribution, whatever an earlier calibration stored
     with torch.no_grad():
-        data = collect(model, examples, config.get("max_length", 128))
+        data = collect(model, examples, config.max_length)
     result = calibration(data, model.answer.labels, task.kind)
-    result["stored_temperature"] = config.get("step_temperature", 1.0)
+    result["stored_temperature"] = config.step_temperature
     if args.write:
         stored = {"split": args.split, "examples": result["examples"], "temperature": result["temperature"],
                   **{f"{k}_{m}": result[k][m] for k in ("raw", "scaled") for m in ("nll", "ece")},
@@ -161,7 +161,7 @@ def main(argv=None):
         print(f"wrote step_temperature {result['temperature']:.3f} to {Path(args.checkpoint) / CONFIG}; metrics "
               "recorded before are stale: read them again with python -m train.evaluate --record", file=sys.stderr)
     if args.plot:
-        plot(result, args.plot, f"{config['task']}, {args.split}: step calibration")
+        plot(result, args.plot, f"{config.task}, {args.split}: step calibration")
     print(json.dumps(result, indent=2))
     return result
 

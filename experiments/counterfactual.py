@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from cott import CoTTPipeline
 from cott.tasks import checkpoint_loader
 from cott.counterfactual import POLICIES, CounterfactualRecord, summarise
+from cott.steps import join
 from cott.table import read_rows
 
 CHUNK = 512  # inputs per chunk: records reach the disk as they are made
@@ -33,7 +34,7 @@ def load_inputs(args, pipe: CoTTPipeline) -> tuple[list, list, list, list]:
         labels = [r["label"] if r["label"] in pipe.labels else None for r in rows]
         return inputs, [None] * len(rows), labels, steps
     examples = checkpoint_loader(pipe.config, task=args.task)(args.data, args.split)
-    kept = [e for e in examples if e.label in pipe.labels and e.step and " | ".join(e.step) in pipe.steps]
+    kept = [e for e in examples if e.label in pipe.labels and e.step and join(e.step) in pipe.steps]
     if len(kept) < len(examples):
         logging.warning("%s: %d of %d examples have a label or step the checkpoint does not know; they are left out",
                         args.split, len(examples) - len(kept), len(examples))

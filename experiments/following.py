@@ -19,7 +19,6 @@ import torch
 
 from cott import counterfactual
 from cott.checkpoint import command_line, load_checkpoint
-from cott.counterfactual import step_answers_of
 from cott.data import sample
 from cott.evaluation import evaluate, known_examples, recorded
 from cott.tasks import RELATION, checkpoint_loader, get_task
@@ -47,17 +46,17 @@ def injected(model, examples, policy: str, step_answers: dict, answer_mode: str,
 def read(path: str, data: str, split: str, max_examples: int | None, device: str) -> dict:
     """The record of one checkpoint on one split."""
     model, config = load_checkpoint(path, device)
-    task = get_task(config["task"])
-    max_length, mode = config.get("max_length", 128), config.get("answer_mode", "rectified")
+    task = get_task(config.task)
+    max_length, mode = config.max_length, config.answer_mode
     examples = sample(known_examples(model, checkpoint_loader(config)(data, split), split), max_examples)
-    table = step_answers_of(config)
+    table = config.step_answers
     with torch.no_grad():
-        reading = recorded(evaluate(model, examples, task.kind, mode, max_length, 128, hierarchy=config.get("hierarchy"),
+        reading = recorded(evaluate(model, examples, task.kind, mode, max_length, 128, hierarchy=config.hierarchy,
                                     step_answers=table, progress=False))
         reading["oracle"] = step_oracle(model, examples, task.kind, max_length)
         for policy in POLICIES:
             reading[policy] = injected(model, examples, policy, table, mode, max_length)
-    reading["training"] = {k: config.get("training", {}).get(k) for k in
+    reading["training"] = {k: config.training.get(k) for k in
                            ("seed", "step_following", "step_following_form", "step_following_warmup", "lambda_cc")}
     reading["score"] = "f1" if task.kind == RELATION else "accuracy"
     return reading

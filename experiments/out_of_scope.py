@@ -44,13 +44,13 @@ def scores(model, texts: list[str], max_length: int, batch_size: int = 128) -> d
 
 def read_checkpoint(path: str, data: str, device: str) -> dict:
     model, config = load_checkpoint(path, device)
-    max_length = config.get("max_length", 128)
+    max_length = config.max_length
     split = {}
     for name in ("val", "test"):
         inside = [e.fields["text"] for e in load_clinc150(data, name)]
         outside = load_clinc150_out_of_scope(data, name)
         split[name] = (scores(model, inside, max_length), scores(model, outside, max_length), len(inside), len(outside))
-    result = {"checkpoint": path, "method": config.get("method"), "signals": {}}
+    result = {"checkpoint": path, "method": config.method, "signals": {}}
     for signal in split["val"][0]:
         row = {}
         for name, (inside, outside, n_in, n_out) in split.items():

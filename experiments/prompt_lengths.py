@@ -24,7 +24,7 @@ def main(argv=None):
     p.add_argument("--max-length", type=max_length_arg, default=None, help="default: the checkpoint's training max length")
     args = p.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint)
-    limit = args.max_length or config["max_length"]
+    limit = args.max_length or config.max_length
     lengths = sorted(prompt_lengths(model, checkpoint_loader(config)(args.data, args.split), UNLIMITED))
     if not lengths:
         p.error(f"{args.data}: no {args.split} examples")

@@ -20,6 +20,7 @@ import torch
 from safetensors import safe_open
 
 from cott.checkpoint import DELTA, command_line, load_checkpoint, read_config, save_checkpoint
+from cott.config import CheckpointConfig
 from cott.evaluation import evaluate, headline, known_examples, recorded
 from cott.tasks import checkpoint_loader, get_task
 
@@ -29,14 +30,14 @@ SAME = ("task", "backbone", "template", "answer_head", "answer_verbalizer", "ste
         "soft_verbalizer", "weights", "max_length", "answer_mode")
 
 
-def check_compatible(paths: list[Path]) -> list[dict]:
+def check_compatible(paths: list[Path]) -> list[CheckpointConfig]:
     """The ingredients' configs; a ``ValueError`` naming the first key or tensor set that differs."""
     configs = [read_config(p) for p in paths]
     for path, config in zip(paths[1:], configs[1:]):
         for key in SAME:
-            if config.get(key) != configs[0].get(key):
+            if getattr(config, key) != getattr(configs[0], key):
                 raise ValueError(f"{path}: {key!r} differs from {paths[0]}; only checkpoints of one model can be averaged")
-    if configs[0]["weights"] == "delta":
+    if configs[0].weights == "delta":
         keys = [_delta_keys(p) for p in paths]
         for path, k in zip(paths[1:], keys[1:]):
             if k != keys[0]:
@@ -95,7 +96,7 @@ def main(argv=None):
         states[str(path)] = {k: v.detach().clone() for k, v in loaded.state_dict().items()}
         model = model or loaded
     model.step_temperature = 1.0  # averaged weights: an ingredient's step calibration does not carry over
-    task = get_task(config["task"])
+    task = get_task(config.task)
     examples = known_examples(model, checkpoint_loader(config, task=task.name)(args.data, args.split), args.split)
     if not examples:
         p.error(f"{args.data}: no {args.split} examples to score the ingredients on")
@@ -105,8 +106,8 @@ def main(argv=None):
     def score(names: list[str]) -> float:
         model.load_state_dict(average([states[n] for n in names]))
         with torch.no_grad():  # top-1: the answer modes the soup is chosen by need only the best step
-            results[tuple(names)] = evaluate(model, examples, task.kind, config["answer_mode"], config["max_length"],
-                                             args.batch_size, top_k=1, hierarchy=config.get("hierarchy"))
+            results[tuple(names)] = evaluate(model, examples, task.kind, config.answer_mode, config.max_length,
+                                             args.batch_size, top_k=1, hierarchy=config.hierarchy)
         return headline(results[tuple(names)], task.kind)
 
     scores = {n: score([n]) for n in states}
@@ -114,18 +115,19 @@ def main(argv=None):
     model.load_state_dict(average([states[n] for n in kept]))
     result = results[tuple(kept)]
     names = {str(p): c for p, c in zip(paths, configs)}
-    meta = {k: config[k] for k in ("task", "kind", "method", "answer_mode", "backbone", "max_length", "description",
-                                   "hierarchy") if k in config}
+    record = config.to_json()
+    meta = {k: record[k] for k in ("task", "kind", "method", "answer_mode", "backbone", "max_length", "description",
+                                   "hierarchy") if record[k] is not None}
     meta["training"] = {"command": command_line("experiments.soup", argv),
                         "soup_of": kept, "selection": f"greedy on {args.split} ({len(examples)} examples)"}
-    meta["ingredients"] = [h | {"training": names[h["path"]].get("training"), "init_from": names[h["path"]].get("init_from")}
+    meta["ingredients"] = [h | {"training": dict(names[h["path"]].training), "init_from": names[h["path"]].raw.get("init_from")}
                            for h in history]
     meta["metrics"] = {args.split: recorded(result)}
-    if config["weights"] == "delta":  # store the same tensors as the ingredients do
+    if config.weights == "delta":  # store the same tensors as the ingredients do
         stored = _delta_keys(paths[0])
         for n, param in model.mlm.named_parameters():
             param.requires_grad_(n in stored)
-    save_checkpoint(model, args.output, meta, weights=config["weights"], dtype=config.get("weights_dtype", "float32"))
+    save_checkpoint(model, args.output, meta, weights=config.weights, dtype=config.weights_dtype)
     final = headline(result, task.kind)
     print(json.dumps({"soup_of": kept, args.split: final, "ingredients": history}, indent=2))
     return kept, final

@@ -56,11 +56,11 @@ def main(argv=None):
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     args = p.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint, "cuda" if torch.cuda.is_available() else "cpu")
-    task = get_task(config["task"])
+    task = get_task(config.task)
     if not model.num_step_slots:
-        raise SystemExit(f"{args.checkpoint} has no Step I (method {config.get('method')!r}): nothing to analyse")
+        raise SystemExit(f"{args.checkpoint} has no Step I (method {config.method!r}): nothing to analyse")
     examples = known_examples(model, checkpoint_loader(config, task=task.name)(args.data, args.split), args.split)
-    result = step_oracle(model, examples, task.kind, config.get("max_length", 128))
+    result = step_oracle(model, examples, task.kind, config.max_length)
     print(json.dumps(result, indent=2))
     return result
 

@@ -13,6 +13,8 @@ from typing import Iterable
 
 import pytest
 
+from cott.config import CheckpointConfig
+
 ROOT = Path(__file__).resolve().parents[1]  # pyproject.toml's pytest `pythonpath` puts it on sys.path
 DATA_DIR = Path(os.environ.get("COTT_DATA_DIR", ROOT.parent / "shared" / "data"))
 
@@ -142,6 +144,12 @@ def toy_model(backbone, data, method: str = "cott", seed: int = 0, **kwargs):
     steps, answers = label_sets(examples)
     torch.manual_seed(seed)
     return build_model(get_task("jsonl"), method, str(backbone), steps, answers, **kwargs), examples
+
+
+def typed_config(**keys) -> CheckpointConfig:
+    """A ``CheckpointConfig`` with the keys every ``cott.json`` has, and ``keys``."""
+    return CheckpointConfig.from_json({"template": "[T] It is [A].", "backbone": "tiny", "answer_head": "verbalizer",
+                                       "answer_verbalizer": {"labels": ["a", "b"]}, "weights": "full", **keys})
 
 
 def toy_meta(backbone, **extra) -> dict:

@@ -66,7 +66,7 @@ def test_predict_classification(served):
     status, step_md, step_plot, answer_md, answer_plot, step, summary = ask(served, "please set a timer for ten minutes")
     assert status == ""
     assert "p(Î|x)" in step_md and "Answer" in answer_md
-    assert step["value"] == summary["step"]  # the step editor is pre-filled with Î
+    assert step["value"] == summary["step_words"]  # the step editor is pre-filled with Î, in words
     assert 0 <= summary["step_prob"] <= 1 and 0 <= summary["confidence"] <= 1
     fig = json.loads(answer_plot["plot"])
     assert fig["layout"]["height"] > 0 and len(fig["data"]) == 3  # p(y|x), p(y|x,Î), rectified
@@ -104,13 +104,14 @@ def test_step_injection_changes_a_trained_answer(served):
     _, _, table = c.predict(name, text, api_name="/sweep")
     *_, base = ask(served, text, name=name)
     under = {row[0]: row[2] for row in table["data"]}
-    other = next((s for s, a in under.items() if s != base["step"] and a != under[base["step"]]), None)
+    own = base["step_words"]  # the sweep's table shows steps in words
+    other = next((s for s, a in under.items() if s != own and a != under[own]), None)
     trained = bool(served["configs"][0].get("metrics"))
     if other is None:
         assert not trained or served["which"] == "tiny", "a trained model should answer differently under some step"
         pytest.skip("every step gives the same answer with this (untrained) checkpoint")
     _, md, _, raw = c.predict(name, text, other, 0.5, api_name="/inject")
-    assert raw["injected_step"] == other
+    assert raw["injected_step_words"] == other
     assert raw["answer"] == under[other] != raw["model_answer"]
     assert "answer changed" in md
 
@@ -175,8 +176,8 @@ def test_experiment(served, tmp_path):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == experiment.RECORD_COLUMNS and len(rows) == 3 * len(steps)
     assert [r["row"] for r in rows] == [str(k) for k in (1, 2, 3) for _ in steps]
-    assert [r["injected_step"] for r in rows[: len(steps)]] == [" | ".join(s) if isinstance(s, list) else s
-                                                                 for s in steps]
+    words = served["configs"][0]["step_verbalizer"]["words"]  # the app shows every step in words
+    assert [r["injected_step"] for r in rows[: len(steps)]] == [words[s][0] for s in steps]
     assert rows[-1]["text"] == "'=SUM(A1), set a timer" and rows[0]["gold_label"] == "balance"
     assert all(r["changed"] == str(r["answer"] != r["model_answer"]) for r in rows)
     assert_serving(served)
@@ -266,7 +267,8 @@ def test_a_text_cut_at_the_models_max_length_is_said_so(served, tmp_path):
                                            api_name="/batch")
     notes = [row[table["headers"].index("note")] for row in table["data"]]
     assert inputs.CUT_NOTE in notes[0] and inputs.CUT_NOTE not in notes[1]
-    rows = experiment.result_rows(serving.load_pipeline(served["configs_dirs"][0]).counterfactuals([long, short], "runner_up"))
+    pipe = serving.load_pipeline(served["configs_dirs"][0])
+    rows = experiment.result_rows(pipe.counterfactuals([long, short], "runner_up"), pipe.step_space.display)
     assert [inputs.CUT_NOTE in r["note"] for r in rows] == [True, False]
 
 

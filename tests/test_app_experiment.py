@@ -146,7 +146,7 @@ def test_bad_files(tmp_path, name, content, expected):
 @pytest.mark.parametrize("policy,step,column,expected", [
     ("fixed", "nonsense", None, "The fixed step 'nonsense' is not a step this model knows (its steps: banking, "
                                 "travel, utility)"),
-    ("fixed", "", None, "The fixed policy needs a step"),
+    ("fixed", "", None, '"A fixed step for every row" needs a step'),
     ("given", None, ["banking", "nonsense", "travel"], "Row 2 (line 3): the step 'nonsense' is not a step this model "
                                                        "knows"),
     ("gold", None, ["banking", "travel", "money"], "Row 3 (line 4): the step 'money' is not a step"),
@@ -154,8 +154,8 @@ def test_bad_files(tmp_path, name, content, expected):
     ("given", None, ["banking", None, None], "a step in every row (the step to inject): row 2 (line 3) has none, and "
                                              "2 of 3 rows in all"),
     ("gold", None, [None, "travel", "utility"], "row 1 (line 2) has none"),
-    ("given", None, [None, None, None], 'The \'given\' policy needs a "step" column'),
-    ("gold", None, None, 'The \'gold\' policy needs a "step" column'),
+    ("given", None, [None, None, None], '"The file\'s step column (a step per row)" needs a "step" column'),
+    ("gold", None, None, '"The gold step (the file\'s step column): the oracle" needs a "step" column'),
     ("nonsense", None, None, "Unknown policy 'nonsense'"),
 ])
 def test_bad_steps_and_policies(pipes, tmp_path, policy, step, column, expected):
@@ -242,16 +242,16 @@ def test_chunks_give_the_rows_of_one_call_in_file_order(pipes, tmp_path, monkeyp
 def test_result_rows_are_the_pipelines_answers(pipes, tmp_path):
     pipe = pipes["cls"]
     plan = plan_of(pipe, csv_file(tmp_path, ROWS), "all")
-    rows = exp.result_rows(exp.run(plan, runner_of(pipe)))
+    rows = exp.result_rows(exp.run(plan, runner_of(pipe)), pipe.step_space.display)
     assert len(rows) == len(ROWS) * len(pipe.steps) and list(rows[0]) == exp.RECORD_COLUMNS
     for row in rows:
         source = ROWS[row["row"] - 1]
         own, under = pipe(source["text"]), pipe(source["text"], step=row["injected_step"])
         assert row["text"] == source["text"] and row["gold_label"] == source["label"]
-        assert row["model_step"] == own.step and row["model_answer"] == own.answer
+        assert row["model_step"] == own.step_words and row["model_answer"] == own.answer
         assert row["answer"] == under.answer and row["changed"] == (under.answer != own.answer)
         assert row["correct"] == (under.answer == source["label"]) and row["follows"] is None  # no table
-    assert [r["injected_step"] for r in rows[:3]] == pipe.steps
+    assert [r["injected_step"] for r in rows[:3]] == pipe.step_space.shown
 
 
 def test_stop_keeps_the_finished_chunks(pipes, tmp_path, monkeypatch):
@@ -283,17 +283,17 @@ def test_result_rows_copy_each_injection():
                                gold_label="a", correct=True,
                                injections=[Injection("x", True, "b", 0.25, True, False, False),
                                            Injection("y", True, "a", 0.75, False, True, True)])
-    rows = exp.result_rows([rec])
+    rows = exp.result_rows([rec], str)
     assert [[r[c] for c in exp.RECORD_COLUMNS] for r in rows] == [
         [1, "t", "s", 0.5, "a", "g", "a", True, "x", "b", 0.25, True, False, False, ""],
         [1, "t", "s", 0.5, "a", "g", "a", True, "y", "a", 0.75, False, True, True, ""]]
     rec.out_of_scope = True  # the checkpoint's out-of-scope verdict, in words on every row of the input
-    assert {r["note"] for r in exp.result_rows([rec])} == {exp.SCOPE_VERDICT}
+    assert {r["note"] for r in exp.result_rows([rec], str)} == {exp.SCOPE_VERDICT}
 
 
 def test_result_rows_keep_an_input_without_injections():
     rec = CounterfactualRecord(index=4, text="t", step="s", step_prob=0.5, answer="a", answer_step="a")
-    (row,) = exp.result_rows([rec])
+    (row,) = exp.result_rows([rec], str)
     assert row["row"] == 5 and "injected_step" not in row
     shown, full = render.experiment_frames([row])
     assert list(full.columns) == exp.RECORD_COLUMNS and full["injected_step"][0] == ""
@@ -322,12 +322,12 @@ def test_heatmap_columns_are_the_answers_steps_in_a_hierarchy():
     records = [record(0, "balance", ("travel", "book_flight", True)),
                record(1, "balance", ("travel", "balance", False)),
                record(2, "transfer", ("banking", "transfer", True)), record(3, "x", ("travel", "weird", None))]
-    data = exp.heatmap_data(records, table)
+    data = exp.heatmap_data(records, table, str)
     assert data["hierarchy"] and data["steps"] == ["travel", "banking"]
     assert data["columns"] == ["banking", "travel", exp.OTHER]
     assert data["counts"] == [[1, 1, 1], [1, 0, 0]]
     assert data["shares"][0] == pytest.approx([1 / 3] * 3)
-    flat = exp.heatmap_data(records, {"Peop | Org": ["Work_For", "no_relation"], "Loc | Loc": ["no_relation"]})
+    flat = exp.heatmap_data(records, {"Peop | Org": ["Work_For", "no_relation"], "Loc | Loc": ["no_relation"]}, str)
     assert not flat["hierarchy"] and set(flat["columns"]) == {"book_flight", "balance", "transfer", "weird"}
 
 
@@ -336,16 +336,16 @@ def test_plots_cap_their_steps_and_escape_labels(monkeypatch):
     evil = "<b>x</b>"
     records = [record(0, "a", (evil, "a", True), ("s2", "b", False), ("s3", "b", None)),
                record(1, "a", (evil, "b", False))]
-    data = exp.heatmap_data(records, {})
+    data = exp.heatmap_data(records, {}, str)
     assert data["steps"] == [evil, "s2"] and data["steps_total"] == 3
     summ = exp.summary(records)
-    rates = exp.rates_data(summ)
+    rates = exp.rates_data(summ, str)
     assert rates["steps"] == [evil, "s2"] and rates["flip_rate"] == [0.5, 1.0] and rates["following_rate"] == [0.5, 0.0]
     for fig in (go.Figure(plots.injection_heatmap(data, evil)), go.Figure(plots.rate_bars(rates))):
         text = json.dumps(fig.to_plotly_json(), default=str, ensure_ascii=False)
         assert "<b>x</b>" not in text and "&lt;b&gt;x&lt;/b&gt;" in text
         assert "2 most injected of 3" in fig.layout.title.text
-    assert go.Figure(plots.injection_heatmap(exp.heatmap_data([], {}), "")).layout.annotations  # a placeholder
+    assert go.Figure(plots.injection_heatmap(exp.heatmap_data([], {}, str), "")).layout.annotations  # a placeholder
 
 
 def test_cards_show_the_rates_and_accuracy_only_with_labels():

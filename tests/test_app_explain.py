@@ -39,6 +39,7 @@ def test_explain_under_an_edited_step_and_for_a_relation(client):
     status, shown = client.predict("tinyrel", "[[Ada]] works for {{Acme}} in Paris.", "Peop | Org",
                                    api_name="/explain_step")
     assert status == "" and "<u>Ada</u>" in shown and "<u>Acme</u>" in shown and "[[" not in shown
+    assert "under the step <b>person | organization</b>" in shown  # the step in words, as every tab shows it
 
 
 def test_bad_input_gets_a_message(client):
@@ -60,6 +61,6 @@ def test_predict_never_computes_attributions(client, monkeypatch):
 def test_html_escapes_checkpoint_text_too():
     exp = Explanation("x", ["<i>x</i>"], [""], [True], "occlusion", "<script>", 0.5, [0.1], step="a&b", step_prob=0.9,
                       step_scores=[-0.2], answer_step="<s>")
-    shown = explanation_html(exp)
+    shown = explanation_html(exp, str)
     assert "<script>" not in shown and "&lt;script&gt;" in shown and "a&amp;b" in shown and "&lt;s&gt;" in shown
     assert "rgba(220, 38, 38" in shown and "rgba(34, 139, 34" in shown  # red lowers, green raises

@@ -254,7 +254,7 @@ def figure_texts(fig) -> list[str]:
     lambda: plots.comparison_figure(prediction(), prediction(step_words=EVIL)),
     lambda: plots.comparison_figure(prediction(step_words=EVIL), prediction()),
     lambda: plots.answer_figure(prediction(labels=(EVIL, "travel"))),
-    lambda: plots.step_figure(prediction(step=EVIL)),
+    lambda: plots.step_figure(prediction(step_words=EVIL), [EVIL, "travel"]),
     lambda: plots.sweep_heatmap([EVIL, "s"], [EVIL, "y"], [[0.1, 0.9], [0.5, 0.5]], chosen=EVIL),
     lambda: plots.placeholder(EVIL),
 ])

@@ -439,7 +439,7 @@ def test_app_with_spaces_serves_every_endpoint(space, tmp_path):
 
     for api in ("/predict", "/predict_submit", "/predict_example"):
         status, step_md, step_plot, answer_md, answer_plot, step, raw = c.predict(cls, CLS_TEXTS[0], 0.5, api_name=api)
-        assert status == "" and raw["answer"] and step_plot["type"] == "plotly" and step["value"] == raw["step"]
+        assert status == "" and raw["answer"] and step_plot["type"] == "plotly" and step["value"] == raw["step_words"]
     status, *_, raw = c.predict(rel, REL_TEXTS[0], 0.5, api_name="/predict")
     assert status == "" and " | " in raw["step"]
     status, md, plot, raw = c.predict(cls, CLS_TEXTS[1], "banking", 0.5, api_name="/inject")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import TOY, build_tiny_bert
+from helpers import TOY, build_tiny_bert, typed_config
 
 from cott import CoTTModel, CoTTPipeline, Template, Verbalizer
 from cott.attribution import prompts, target_probs
@@ -21,7 +21,7 @@ THINGS = [t for things in TOY.values() for t in things]
 
 
 def _pipe(model, kind="classification"):
-    return CoTTPipeline(model, {"kind": kind, "max_length": 48})
+    return CoTTPipeline(model, typed_config(kind=kind, max_length=48))
 
 
 def _model(backbone, template=TEMPLATE, answers=None, steps=None):

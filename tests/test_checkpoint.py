@@ -11,11 +11,12 @@ from transformers import AutoModelForMaskedLM
 
 from cott import CheckpointError, load_checkpoint, save_checkpoint
 from cott.checkpoint import command_line, training_meta, update_config
+from cott.config import CheckpointConfig
 from cott.batching import TrainingBatcher
 from cott.data import load_jsonl
 from cott.inference import reason
 from cott.losses import LossConfig, cott_loss
-from helpers import toy_meta, toy_model
+from helpers import toy_meta, toy_model, typed_config
 
 KEYS = ("p_answer", "p_steps", "p_answer_step", "p_rectified", "p_marginal")
 # How far a reloaded model's probabilities may be from the in-memory model's: float32 is exact up to the order of
@@ -70,7 +71,7 @@ def test_trained_model_round_trips(trained, inputs, tiny_bert, tmp_path, weights
     assert _differ(before, untrained) > 20 * tol  # training moved the answers: the backbone's cannot pass for them
     save_checkpoint(model, tmp_path / "ckpt", toy_meta(tiny_bert), weights=weights, dtype=dtype)
     loaded, config = load_checkpoint(tmp_path / "ckpt")
-    assert config["weights"] == weights and config["weights_dtype"] == dtype
+    assert config.weights == weights and config.weights_dtype == dtype
     assert loaded.step_temperature == 1.7
     after = reason(loaded, inputs, top_k=2)
     for key in KEYS:
@@ -175,7 +176,7 @@ def test_linear_head_checkpoint_round_trips(tiny_bert, toy_data, tmp_path, input
         model.classifier.bias.copy_(torch.arange(6.0) / 3)
     path = save_checkpoint(model, tmp_path / "ft", toy_meta(tiny_bert, method="finetune"))
     loaded, config = load_checkpoint(path)
-    assert config["answer_head"] == "linear" and config["step_verbalizer"] is None and loaded.step is None
+    assert config.answer_head == "linear" and config.step_verbalizer is None and loaded.step is None
     assert torch.equal(loaded.classifier.bias, model.classifier.bias)
     assert torch.allclose(reason(loaded, inputs)["p_answer"], reason(model.eval(), inputs)["p_answer"], atol=1e-6)
 
@@ -198,7 +199,7 @@ def test_bad_configs_are_refused_with_the_file_and_the_problem(saved, tmp_path):
     file.write_text(json.dumps(json.loads(good) | {"weights": "half"}))
     _refused(full, f"{file}: unknown weights kind 'half'")
     file.write_text(json.dumps({k: v for k, v in json.loads(good).items() if k != "version"}))
-    assert load_checkpoint(full)[1]["task"] == "jsonl"  # a config without a version is version 0
+    assert load_checkpoint(full)[1].task == "jsonl"  # a config without a version is version 0
     for bad in (0, -1.0, "2", True, None, float("inf")):
         file.write_text(json.dumps(json.loads(good) | {"step_temperature": bad}))
         _refused(full, f"{file}: step_temperature must be a positive number, not {bad!r}")
@@ -257,21 +258,21 @@ def test_training_meta_records_the_task_training_and_the_chain_of_parents():
     meta = training_meta(task, "cott", "rectified", "minilm", 64, {"lr": 1e-3})
     assert meta == {"task": "jsonl", "kind": task.kind, "method": "cott", "answer_mode": "rectified", "backbone": "minilm",
                     "max_length": 64, "description": task.description, "training": {"lr": 1e-3}}
-    parent = {"training": {"lr": 5e-5}, "metrics": {"val": {"accuracy": 0.9}}, "init_from": {"path": "grandparent"}}
+    parent = typed_config(training={"lr": 5e-5}, metrics={"val": {"accuracy": 0.9}}, init_from={"path": "grandparent"})
     full = training_meta(task, "cott", "step2", "minilm", 64, {}, hierarchy={"cat": "animal"}, parent=("runs/p", parent),
                          step_answers={"animal": ["cat"]})
     assert full["hierarchy"] == {"cat": "animal"} and full["step_answers"] == {"animal": ["cat"]}
     assert full["init_from"] == {"path": "runs/p", "training": {"lr": 5e-5}, "val": {"accuracy": 0.9},
                                  "init_from": {"path": "grandparent"}}
-    first = training_meta(task, "cott", "step2", "minilm", 64, {}, parent=("runs/p", {}), step_answers={})
-    assert first["init_from"] == {"path": "runs/p", "training": None, "val": None} and "step_answers" not in first
+    first = training_meta(task, "cott", "step2", "minilm", 64, {}, parent=("runs/p", typed_config()), step_answers={})
+    assert first["init_from"] == {"path": "runs/p", "training": {}, "val": None} and "step_answers" not in first
 
 
 def test_update_config_adds_readings_and_changes_keys_in_place(saved):
     _, full, _ = saved
     got = update_config(full, metrics={"test": {"accuracy": 0.7}}, step_temperature=1.5)
     on_disk = _config(full)
-    assert got == on_disk and on_disk["metrics"] == {"val": {"accuracy": 0.5}, "test": {"accuracy": 0.7}}
+    assert got == CheckpointConfig.from_json(on_disk) and got.step_temperature == 1.5 and on_disk["metrics"] == {"val": {"accuracy": 0.5}, "test": {"accuracy": 0.7}}
     assert on_disk["step_temperature"] == 1.5 and on_disk["task"] == "jsonl"
     update_config(full, metrics={"val": {"accuracy": 0.6}})
     assert _config(full)["metrics"] == {"val": {"accuracy": 0.6}, "test": {"accuracy": 0.7}}
@@ -279,7 +280,7 @@ def test_update_config_adds_readings_and_changes_keys_in_place(saved):
     assert _config(full)["note"] == "ü" and "ü" in (full / "cott.json").read_text(encoding="utf-8")
     assert (full / "cott.json").read_text().startswith('{\n  "format": ')  # indented by 2, for people to read
     (full / "cott.json").write_text(json.dumps({k: v for k, v in _config(full).items() if k != "metrics"}))
-    assert update_config(full, metrics={"test": {"f1": 0.1}})["metrics"] == {"test": {"f1": 0.1}}  # the first reading
+    assert update_config(full, metrics={"test": {"f1": 0.1}}).metrics == {"test": {"f1": 0.1}}  # the first reading
     assert sorted(p.name for p in full.glob(".*")) == []  # no temporary file left behind
     with pytest.raises(CheckpointError):
         update_config(full.parent / "nowhere", note="x")

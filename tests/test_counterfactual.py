@@ -1,5 +1,6 @@
 """Counterfactual experiments: policies, the answers under injected steps, flip and step-following rates."""
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -102,7 +103,7 @@ def test_constrained_answers_follow_the_step(pipe):
 
 
 def test_constraining_without_a_step_answer_table_is_refused(pipe):
-    bare = CoTTPipeline(pipe.model, {k: v for k, v in pipe.config.items() if k not in ("hierarchy", "step_answers")})
+    bare = CoTTPipeline(pipe.model, replace(pipe.config, hierarchy=None, step_answers={}))
     for call in (lambda: bare(TEXTS[0], constrained=True), lambda: bare.counterfactuals(TEXTS, "all", constrained=True)):
         with pytest.raises(ValueError, match="step-answer table"):
             call()

@@ -9,6 +9,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from cott import CoTTModel, CoTTPipeline, Template, Verbalizer
 from cott.inference import answer_given_steps, reason, sweep
 from cott.relation_input import parse_marked
+from helpers import typed_config
 
 TEMPLATE = '[T:marked] The [C] " [T:subj] " and the [C] " [T:obj] " : " [T:subj] " [A] " [T:obj] " .'
 ANSWERS = {"Work_For": ["works for"], "Live_In": ["lives in"], "OrgBased_In": ["based in"], "no_relation": ["unrelated to"]}
@@ -222,7 +223,7 @@ def test_sweep_in_small_batches_equals_one_batch(model, inputs):
 
 
 def test_pipeline_top_k_of_several_inputs_equals_their_sweeps(model):
-    pipe = CoTTPipeline(model, {"kind": "relation", "max_length": 64, "answer_mode": "rectified"})
+    pipe = CoTTPipeline(model, typed_config(kind="relation", max_length=64))
     preds, sweeps = pipe(TEXTS, top_k=3), pipe.sweep(TEXTS)
     assert len({p.step for p in preds}) > 1
     for pred, sw in zip(preds, sweeps):

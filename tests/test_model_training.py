@@ -78,7 +78,7 @@ def test_checkpoint_round_trip_gives_the_same_probabilities(tiny_bert, toy_data,
     after = reason(loaded, inputs, top_k=2)
     for key in ("p_answer", "p_steps", "p_answer_step", "p_rectified", "p_marginal"):
         assert torch.allclose(before[key], after[key], atol=tol), key
-    assert config["task"] == "jsonl" and config["answer_verbalizer"]["labels"] == model.answer.labels
+    assert config.task == "jsonl" and config.answer_verbalizer["labels"] == model.answer.labels
 
 
 def _saved(tiny_bert, toy_data, tmp_path):
@@ -237,7 +237,7 @@ def test_soft_verbalizer_starts_at_the_label_words_trains_and_round_trips(tiny_b
     meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 48}
     save_checkpoint(soft, tmp_path / "ckpt", meta, weights="delta")
     loaded, config = load_checkpoint(tmp_path / "ckpt")
-    assert config["soft_verbalizer"] is True
+    assert config.soft_verbalizer is True
     after = reason(loaded, inputs)
     assert all(torch.allclose(trained[k], after[k], atol=1e-6) for k in keys)
 

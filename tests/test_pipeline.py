@@ -1,4 +1,6 @@
 """The inference API: two passes, step injection (known or free text), sweeps, batching, relation inputs."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -35,20 +37,18 @@ def test_a_prediction_carries_the_distribution_its_answer_came_from(pipe):
     assert own.p_final == own.p_rectified and injected.p_final == injected.p_answer_step  # an injected step: Step II
     for pred in (own, injected):
         assert pred.answer == pred.labels[max(range(len(pred.p_final)), key=pred.p_final.__getitem__)]
-    pipe.config["step_answers"] = {"animal": ["cat", "dog", "horse"], "vehicle": ["bus", "car", "truck"]}
-    try:
-        kept = pipe("i saw a cat today", step="vehicle", constrained=True).p_final
-    finally:
-        del pipe.config["step_answers"]
+    table = {"animal": ["cat", "dog", "horse"], "vehicle": ["bus", "car", "truck"]}
+    kept = CoTTPipeline(pipe.model, replace(pipe.config, step_answers=table))("i saw a cat today", step="vehicle",
+                                                                             constrained=True).p_final
     allowed = [pipe.labels.index(a) for a in ("bus", "car", "truck")]
     assert sum(kept[i] for i in allowed) == pytest.approx(1.0) and max(kept) == max(kept[i] for i in allowed)
 
 
 def test_one_normalisation_of_a_step_for_the_library_and_the_experiment_tab(pipe):
-    from cott.pipeline import normalise_step
+    from cott.steps import normalise
     from cott_demo.experiment import resolve_step
 
-    assert normalise_step("  Computer   Science |  PERSON ") == "computer science | person"
+    assert normalise("  Computer   Science |  PERSON ") == "computer science | person"
     for written in ("ANIMAL", "  animal ", "Animal"):
         pred = pipe("i saw a cat today", step=written)
         assert pred.step == "animal" and pred.step_prob is not None  # a known step, whatever the case and spaces

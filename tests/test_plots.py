@@ -7,6 +7,7 @@ a bare string, a missing template) would render differently in the browser.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import plotly.graph_objects as go
 import pytest
@@ -30,12 +31,12 @@ RATES = {"steps": ["a", "b"], "injections": [3, 1200], "flip_rate": [0.5, None],
          "steps_total": 2}
 
 FIGURES = {
-    "step": lambda: plots.step_figure(PRED),
-    "step, no steps": lambda: plots.step_figure(DIRECT),
+    "step": lambda: plots.step_figure(PRED, PRED.steps),
+    "step, no steps": lambda: plots.step_figure(DIRECT, []),
     "answer": lambda: plots.answer_figure(PRED),
     "answer, direct": lambda: plots.answer_figure(DIRECT),
     "comparison": lambda: plots.comparison_figure(PRED, MINE),
-    "sweep": lambda: plots.sweep_figure(SWEEP),
+    "sweep": lambda: plots.sweep_figure(SWEEP, SWEEP.steps),
     "placeholder": lambda: plots.placeholder("nothing yet"),
     "injection heatmap": lambda: plots.injection_heatmap(HEATMAP, "random_wrong"),
     "injection heatmap, flat": lambda: plots.injection_heatmap({**HEATMAP, "hierarchy": False}),
@@ -52,19 +53,19 @@ def test_a_figure_is_plotlys_own_json(name):
 
 
 def test_figure_contents():
-    step = plots.step_figure(PRED)
+    step = plots.step_figure(replace(PRED, step_words="money"), ["money", "trips"])  # steps shown in words
     (bar,) = step["data"]
-    assert bar["y"] == ["banking", "travel"] and bar["marker"]["color"] == [plots.ORANGE, plots.SKY]
+    assert bar["y"] == ["money", "trips"] and bar["marker"]["color"] == [plots.ORANGE, plots.SKY]
     answer = plots.answer_figure(PRED)
     assert [t["name"] for t in answer["data"]] == ["p(y|x) direct", "p(y|x,Î) given step", "p̃(y|x) rectified"]
     assert answer["data"][2]["x"] == [0.7, 0.2, 0.1] and answer["data"][0]["y"][0] == "<b>★ balance</b>"
     assert [t["name"] for t in plots.answer_figure(DIRECT)["data"]] == ["p(y|x) direct"]
-    sweep = plots.sweep_figure(SWEEP)["data"][0]
-    assert sweep["y"][0] == "<b>banking (Î)</b>" and sweep["x"][:2] == ["travel", "balance"]  # most likely first
+    sweep = plots.sweep_figure(SWEEP, ["money", "trips"])["data"][0]
+    assert sweep["y"][0] == "<b>money (Î)</b>" and sweep["x"][:2] == ["travel", "balance"]  # most likely first
     assert sweep["z"][1][0] == 0.85
 
 
 def test_plot_value_is_the_figure_serialised_for_gradio():
-    fig = plots.step_figure(PRED)
+    fig = plots.step_figure(PRED, PRED.steps)
     value = plot(fig)
     assert value.type == "plotly" and json.loads(value.plot) == json.loads(json.dumps(fig))

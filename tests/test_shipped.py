@@ -38,7 +38,7 @@ def test_shipped_checkpoint_is_small_and_self_describing(name):
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_hand_written_examples(name):
     pipe = CoTTPipeline.from_pretrained(str(_checkpoint(name)), device="cpu")
-    checks = CHECKS[pipe.config["task"]]
+    checks = CHECKS[pipe.config.task]
     preds = pipe([c["text"] for c in checks])
     for c, p in zip(checks, preds):
         assert (p.step, p.answer) == (c["step"], c["answer"]), c["text"]
@@ -49,12 +49,12 @@ def test_no_regression_on_the_test_slice(name):
     path = _checkpoint(name)
     data = needs_data(*SHIPPED[name])
     model, config = load_checkpoint(path, "cpu")
-    recorded = config["metrics"]["regression"]
-    task = get_task(config["task"])
+    recorded = config.metrics["regression"]
+    task = get_task(config.task)
     examples = sample(known_examples(model, task.loader(data, "test"), "test"), recorded["examples"])
     assert len(examples) >= 500
-    result = evaluate(model, examples, task.kind, config["answer_mode"], config["max_length"], 64, top_k=1,
-                      hierarchy=config.get("hierarchy"), progress=False)
+    result = evaluate(model, examples, task.kind, config.answer_mode, config.max_length, 64, top_k=1,
+                      hierarchy=config.hierarchy, progress=False)
     assert headline(result, task.kind) >= headline(recorded, task.kind) - 0.01
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from cott.backbones import load_masked_lm, load_tokenizer
 from cott.checkpoint import load_checkpoint, read_config
+from cott.config import CheckpointConfig
 from cott.model import CoTTModel
 from cott.tasks import Task
 from cott.template import Template
@@ -40,22 +41,21 @@ def continued_settings(path: str, pooling: str | None = None, soft_verbalizer: b
     """The settings a checkpoint fixes for the run that continues it: its backbone and verbalizers, and no MLM
     warm-up (its head is trained). ``pooling`` and ``soft_verbalizer``, when given, must be its own."""
     config = read_config(path)
-    own = {"pooling": Verbalizer.from_dict(config["answer_verbalizer"]).pooling,
-           "soft_verbalizer": config.get("soft_verbalizer", False)}
+    own = {"pooling": Verbalizer.from_dict(config.answer_verbalizer).pooling, "soft_verbalizer": config.soft_verbalizer}
     for name, asked in (("pooling", pooling), ("soft_verbalizer", soft_verbalizer)):
         if asked is not None and asked != own[name]:
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"--init-from {path}: the checkpoint was trained with {flag}={own[name]!r}, not "
                              f"{asked!r}; drop {flag} to keep its own")
-    return {"model": config["backbone"], "mlm_warmup_steps": 0, **own}
+    return {"model": config.backbone, "mlm_warmup_steps": 0, **own}
 
 
 def model_from_checkpoint(path: str, task: Task, method: str, steps: list[str],
-                          answers: list[str]) -> tuple[CoTTModel, dict]:
+                          answers: list[str]) -> tuple[CoTTModel, CheckpointConfig]:
     """Continue training a checkpoint of the same task and method; returns the model and the checkpoint's config."""
     model, config = load_checkpoint(path)
-    if config.get("task") != task.name or config.get("method") != method:
-        raise ValueError(f"--init-from {path}: a {config.get('task')!r} {config.get('method')!r} checkpoint cannot "
+    if config.task != task.name or config.method != method:
+        raise ValueError(f"--init-from {path}: a {config.task!r} {config.method!r} checkpoint cannot "
                          f"continue as {task.name!r} {method!r}")
     unknown = set(answers) - set(model.answer.labels)
     if model.step is not None:

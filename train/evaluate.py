@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from cott.counterfactual import step_answers_of
 from cott.checkpoint import command_line, load_checkpoint, update_config
 from cott.data import sample
 from cott.evaluation import evaluate, known_examples, recorded, summary
@@ -49,17 +48,16 @@ def _evaluate(p, args, argv) -> dict:
     model, config = load_checkpoint(args.checkpoint, device)
     if args.quantize:
         quantize(model, args.quantize)
-    task = get_task(args.task or config["task"])
+    task = get_task(args.task or config.task)
     loaded = checkpoint_loader(config, args.columns, task.name)(args.data, args.split)
     kept = known_examples(model, loaded, args.split)
     dropped = len(loaded) - len(kept)
     examples = sample(kept, args.max_examples)
     if not examples:
         p.error(f"{args.data}: no {args.split} examples to evaluate (none, or none with labels the checkpoint knows)")
-    max_length = args.max_length or config.get("max_length", 128)
-    result = evaluate(model, examples, task.kind, config.get("answer_mode", "rectified"), max_length,
-                      args.batch_size, args.top_k, config.get("hierarchy"), step_answers=step_answers_of(config),
-                      dropped=dropped)
+    max_length = args.max_length or config.max_length
+    result = evaluate(model, examples, task.kind, config.answer_mode, max_length, args.batch_size, args.top_k,
+                      config.hierarchy, step_answers=config.step_answers, dropped=dropped)
     result.update(split=args.split, data=str(args.data), device=device, max_length=max_length, quantize=args.quantize)
     quantised = f"_{args.quantize}" if args.quantize else ""  # a quantised reading never clobbers the float one
     name = args.record or (f"{args.split}_{args.max_examples}" if args.max_examples else args.split) + quantised

@@ -29,7 +29,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from cott.batching import TrainingBatcher, prompt_lengths
-from cott.counterfactual import step_answer_table, step_answers_of
+from cott.counterfactual import step_answer_table
 from cott.checkpoint import load_checkpoint, save_checkpoint, training_meta, update_config
 from cott.data import DataError, sample
 from cott.examples import TextsOf
@@ -273,8 +273,8 @@ def test_best(best_dir: Path, task, args) -> dict:
     test = known_examples(model, loaded, "test")
     dropped = len(loaded) - len(test)
     test = sample(test, args.max_test_examples)  # seed 0: every method meets the same test examples
-    res = evaluate(model, test, task.kind, config["answer_mode"], config["max_length"], args.eval_batch_size,
-                   hierarchy=config.get("hierarchy"), step_answers=step_answers_of(config), dropped=dropped)
+    res = evaluate(model, test, task.kind, config.answer_mode, config.max_length, args.eval_batch_size,
+                   hierarchy=config.hierarchy, step_answers=config.step_answers, dropped=dropped)
     logger.info("test:\n%s", summary(res))
     update_config(best_dir, metrics={"test": recorded(res)})
     (best_dir / "metrics_test.json").write_text(json.dumps(res, indent=2))

@@ -16,6 +16,7 @@ from collections import Counter
 
 import torch
 
+from cott.steps import join
 from cott.template import Template
 
 AUTO = "auto"
@@ -71,7 +72,7 @@ def length_stats(lengths: list[int], max_length: int) -> dict:
 def label_counts(splits: dict[str, list]) -> dict:
     """Per split, how many examples each answer and each step (per slot, joined by " | ") has."""
     return {name: {"labels": Counter(e.label for e in examples),
-                   "steps": Counter(" | ".join(e.step) for e in examples if e.step)} for name, examples in splits.items()}
+                   "steps": Counter(join(e.step) for e in examples if e.step)} for name, examples in splits.items()}
 
 
 def report(task, method: str, model, splits: dict[str, list], max_length: int, asked,
@@ -97,7 +98,7 @@ def report(task, method: str, model, splits: dict[str, list], max_length: int, a
     table = {}
     for e in train:
         if e.step:
-            table.setdefault(" | ".join(e.step), set()).add(e.label)
+            table.setdefault(join(e.step), set()).add(e.label)
     return {"task": task.name, "method": method, "examples": {k: len(v) for k, v in splits.items()},
             "labels": len(trained["labels"]), "steps": len(trained["steps"]),
             "label_counts": dict(trained["labels"].most_common()), "step_counts": dict(trained["steps"].most_common()),
