@@ -5,7 +5,7 @@ import pytest
 
 from cott.data import load_jsonl
 from helpers import toy_model, train_args
-from train import preflight
+from train import advice, preflight
 from train.cli import main as train_main
 
 
@@ -43,8 +43,11 @@ def test_report_names_labels_that_never_occur_in_training_and_rare_ones(tiny_ber
 
 
 def test_auto_max_length_keeps_99_percent_of_prompts_whole_and_is_recorded(tiny_bert, toy_data, tmp_path):
-    train_main(_without_max_length(train_args(tiny_bert, toy_data, tmp_path / "run", "--epochs", "1")))
+    result = train_main(_without_max_length(train_args(tiny_bert, toy_data, tmp_path / "run", "--epochs", "1")))
     config = json.loads((tmp_path / "run" / "best" / "cott.json").read_text())
+    # the run's advice follows its selected checkpoint's validation step accuracy, and is kept in metrics.json
+    hard = config["metrics"]["val"]["step_accuracy"] < advice.HARD_STEP
+    assert ("advice" in result) == hard == ("advice" in json.loads((tmp_path / "run" / "metrics.json").read_text()))
     model, train = toy_model(tiny_bert, toy_data)
     lengths = preflight.prompt_lengths(model, train)
     chosen = config["max_length"]
@@ -53,6 +56,13 @@ def test_auto_max_length_keeps_99_percent_of_prompts_whole_and_is_recorded(tiny_
     assert chosen == preflight.MIN_LENGTH or sum(n <= chosen - 1 for n in lengths) < 0.99 * len(lengths)
     assert preflight.resolve_max_length(40, model, train) == 40
     assert preflight.resolve_max_length("auto", model, train) <= model.masked_lm().config.max_position_embeddings
+
+
+def test_step_advice_speaks_only_below_the_hard_step_threshold():
+    assert advice.step_advice({"step_accuracy": advice.HARD_STEP}) is None
+    assert advice.step_advice({}) is None  # a baseline has no step
+    said = advice.step_advice({"step_accuracy": advice.HARD_STEP - 0.01})
+    assert said.startswith(f"the step was right for {advice.HARD_STEP - 0.01:.0%}") and "--method prompt" in said
 
 
 @pytest.mark.parametrize("content, says", [

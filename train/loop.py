@@ -30,7 +30,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from cott.batching import TrainingBatcher, prompt_lengths
 from cott.counterfactual import step_answer_table
-from cott.checkpoint import load_checkpoint, save_checkpoint, training_meta, update_config
+from cott.checkpoint import CONFIG, load_checkpoint, read_config, save_checkpoint, training_meta, update_config
 from cott.data import DataError, sample
 from cott.examples import TextsOf
 from cott.evaluation import evaluate, headline, known_examples, recorded, summary
@@ -38,6 +38,7 @@ from cott.losses import LossConfig, cott_loss
 from cott.model import CoTTModel
 from cott.tasks import HIERARCHY, get_task, hierarchy, label_sets, loader_of
 
+from .advice import step_advice
 from .build import answer_mode, build_model, model_from_checkpoint
 from . import preflight
 from .preflight import resolve_max_length
@@ -186,6 +187,11 @@ def run(args) -> dict:
         result["resumed_at_step"] = resumed_at
     if not stopped and args.eval_test and main_process:
         result["test"] = test_best(best_dir, task, args)
+    if main_process and (best_dir / CONFIG).exists():
+        advice = step_advice(read_config(best_dir).metrics.get("val", {}))
+        if advice:
+            logger.warning(advice)
+            result["advice"] = advice
     if main_process:  # the other processes are done: no collective waits on the test (a long one would time out)
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
