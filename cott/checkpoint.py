@@ -80,7 +80,7 @@ def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str
             "weights": weights,
             "weights_dtype": dtype,
         }
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -141,7 +141,7 @@ def update_config(path: str | Path, metrics: dict | None = None, **changes) -> d
         config["metrics"] = config.get("metrics", {}) | metrics
     file = Path(path) / CONFIG
     tmp = file.with_name(f".{CONFIG}.tmp")
-    tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, file)
     return config
 
