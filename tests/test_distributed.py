@@ -121,6 +121,16 @@ def test_two_processes_train_disjoint_halves_of_each_batch(single, two):
     assert done.stdout.count('"best_val"') == 1  # the result is printed once
 
 
+def test_each_process_releases_its_process_group_before_it_exits(two):
+    """Left to the interpreter's exit, gloo's threads free the tensors of finished collectives while Python is torn
+    down, and a process aborts now and then (SIGABRT, exit -6): each process destroys its group after the loop."""
+    _, _, shards = two
+    logged = records(shards)
+    assert [r["process"] for r in logged if r.get("released")] in ([0, 1], [1, 0])
+    last = {r["process"]: i for i, r in enumerate(logged) if "examples" in r or "saved" in r}
+    assert all(i > last[r["process"]] for i, r in enumerate(logged) if r.get("released"))  # after its last collective
+
+
 def test_one_checkpoint_written_by_the_main_process(single, two):
     out, _, shards = two
     saved = [r for r in records(shards) if "saved" in r]
