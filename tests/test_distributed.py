@@ -145,8 +145,8 @@ def test_final_weights_equal_a_single_process_run(single, two):
     reference, expected, _ = single
     out, _, _ = two
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["history"] == expected["history"] and metrics["best_step"] == expected["best_step"]
-    assert metrics["steps"] == ITERATIONS
+    assert metrics["history"] == expected["history"] and metrics["best_iteration"] == expected["best_iteration"]
+    assert metrics["iterations"] == ITERATIONS
     assert_weights_close(out, reference, TOLERANCE, skip=NO_SIGNAL)
 
 
@@ -157,13 +157,13 @@ def test_resume_under_two_processes_continues_each_share(single, backbone, toy_d
     reference, expected, _ = single
     out, shards = tmp_path / "resumed", tmp_path / "resumed.shards.jsonl"
     first = train_main(train_args(backbone, toy_data, out, *RUN, "--stop-after-iterations", "8"))  # mid-epoch 2
-    assert first["steps"] == 8
+    assert first["iterations"] == 8
     launch(train_args(backbone, toy_data, out, *RUN, "--resume"), shards)
     uninterrupted = trained(two[2])
     assert trained(shards) == {k: v for k, v in uninterrupted.items() if k[1] >= 8}
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["resumed_at_step"] == 8 and metrics["steps"] == ITERATIONS
-    assert metrics["history"] == expected["history"] and metrics["best_step"] == expected["best_step"]
+    assert metrics["resumed_at_iteration"] == 8 and metrics["iterations"] == ITERATIONS
+    assert metrics["history"] == expected["history"] and metrics["best_iteration"] == expected["best_iteration"]
     saved = [(r["process"], r["saved"], r["iteration"]) for r in records(shards) if "saved" in r]
     assert saved == [(0, "state", 9), (0, "state", 12)]  # iteration 12 validates worse than 6: no new best/
     assert_weights_close(out, reference, TOLERANCE, skip=NO_SIGNAL)

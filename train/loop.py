@@ -185,16 +185,16 @@ def run(args) -> dict:
         log_shards({"process": accelerator.process_index, "released": True})
 
     # The result, and the test reading of the selected checkpoint
-    saved = progress.to_json()  # as the state names them: "step" counts iterations there
-    result = {"best_val": saved["best"], "best_step": saved["best_step"], "steps": saved["step"],
+    saved = progress.to_json()
+    result = {"best_val": saved["best"], "best_iteration": saved["best_iteration"], "iterations": saved["iteration"],
               "history": saved["history"], "train_seconds": round(time.perf_counter() - start, 1),
               "device": str(accelerator.device)}
     if resuming:
-        result["resumed_at_step"] = resumed_at
+        result["resumed_at_iteration"] = resumed_at
     if not stopped and args.eval_test and main_process:
         result["test"] = test_best(best_dir, task, args)
     if main_process:  # the other processes are done: no collective waits on the test (a long one would time out)
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 
 
