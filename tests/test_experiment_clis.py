@@ -163,3 +163,25 @@ def test_counterfactual_cli_refuses_a_policy_without_its_steps(checkpoint, tmp_p
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o" / "records.jsonl").exists()
 
+
+
+def test_the_pipeline_flags_each_input_by_its_own_score_strictly_below_the_fitted_threshold(checkpoint, tmp_path):
+    """What ``--write`` stores is read by the pipeline: each input of a batch gets its own score of the fitted signal,
+    and is flagged when that score lies strictly below the threshold (an input at the threshold is kept, as
+    ``monitor.recall_at`` counts it)."""
+    import shutil
+
+    from cott.checkpoint import update_config
+
+    copy = shutil.copytree(checkpoint, tmp_path / "scoped")
+    texts = ["a big red car near the house today", "cat", "i saw a dog", "the small bus", "my friend likes this horse"]
+    update_config(copy, out_of_scope={"signal": "max_rectified", "threshold": 0.0})
+    pipe = CoTTPipeline.from_pretrained(str(copy))
+    scores = [p.scope_score for p in pipe(texts)]
+    alone = [_alone(pipe.model, t, pipe.max_length)["max_rectified"] for t in texts]
+    assert scores == pytest.approx(alone, abs=1e-5) and len(set(scores)) == len(texts)
+    middle = sorted(scores)[2]
+    update_config(copy, out_of_scope={"signal": "max_rectified", "threshold": middle})
+    preds = CoTTPipeline.from_pretrained(str(copy))(texts)
+    assert [p.scope_score for p in preds] == scores
+    assert [p.out_of_scope for p in preds] == [s < middle for s in scores]  # two flagged; the one at it is kept
