@@ -187,3 +187,25 @@ def test_every_text_slot_keeps_at_least_one_token_and_a_shorter_prompt_is_refuse
     assert len(tpl.encode(tokenizer, long, None, bone).input_ids) == bone
     with pytest.raises(ValueError, match="too short"):
         tpl.encode(tokenizer, long, None, bone - 1)
+
+
+def test_literals_and_steps_are_tokenized_with_the_space_before_them(tokenizer):
+    """Each literal piece and each step keeps the space before it in the template (byte-level BPE tokenizes " animal"
+    and "animal" apart), the same word after a space and right after a quote alike."""
+    tpl = Template('[T] The kind is [C] ("[C]"), the thing [A].')
+    enc = tpl.encode(tokenizer, {"text": "i saw a cat"}, ["animal", "animal"], 64)
+
+    def ids(s):
+        return tokenizer.encode(s, add_special_tokens=False)
+
+    body = enc.input_ids[enc.text_pos[-1] + 1 : enc.answer_pos]
+    assert body == ids(" The kind is") + ids(" animal") + ids(' ("') + ids("animal") + ids('"), the thing')
+
+
+def test_truncated_tells_whether_any_text_slot_was_cut(tokenizer):
+    tpl = Template('[T] " [T:subj] " [A] .')
+    fields = {"text": "cat", "subj": "ada acme ada acme ada acme ada acme"}
+    whole = len(tpl.encode(tokenizer, fields, None, 200).input_ids)
+    assert not tpl.encode(tokenizer, fields, None, whole).truncated
+    cut = tpl.encode(tokenizer, fields, None, whole - 2)  # the one-token text cannot give: the subject is cut
+    assert cut.truncated and len(cut.input_ids) == whole - 2
