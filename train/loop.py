@@ -176,14 +176,6 @@ def run(args) -> dict:
             logger.info("stopping after %d iterations as asked; continue with --resume", progress.iteration)
             break
     bar.close()
-    if processes > 1:
-        # Every process is past the loop's last barrier. Each releases its process group now, while Python is whole:
-        # left to the interpreter's exit, gloo's worker threads free the tensors of finished collectives during
-        # finalization, and taking the GIL then aborts the process (SIGABRT, now and then). The main process's test
-        # below needs no collective.
-        accelerator.end_training()
-        log_shards({"process": accelerator.process_index, "released": True})
-
     # The result, and the test reading of the selected checkpoint
     saved = progress.to_json()
     result = {"best_val": saved["best"], "best_iteration": saved["best_iteration"], "iterations": saved["iteration"],
