@@ -82,7 +82,7 @@ def run(args) -> dict:
             loss_cfg, batcher = objective(model, args, max_length, step_answer_table(train, task.kind) if steps else None)
             seconds = preflight.epoch_seconds(model.to(accelerator.device), batcher, loss_cfg, train, args.batch_size)
             print(preflight.render(rep, seconds))
-            return {"check": rep, "epoch_seconds": round(seconds, 1)}
+            return {"check": rep, "epoch_seconds": round(seconds, 3)}
         logger.info("%s", preflight.render(rep))
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
