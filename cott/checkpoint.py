@@ -81,7 +81,7 @@ def save_checkpoint(model: CoTTModel, path: str | Path, meta: dict, weights: str
             "weights": weights,
             "weights_dtype": dtype,
         }
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -152,7 +152,7 @@ def update_config(path: str | Path, metrics: dict | None = None, **changes) -> C
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{file}: {err}") from None
     tmp = file.with_name(f".{CONFIG}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, file)
     return config
 

@@ -94,7 +94,9 @@ class Template:
     ) -> Encoding:
         """Fill the slots and tokenize; ``step=None`` puts masks in ``[C]`` (Step I).
 
-        ``text_ids`` may carry the pre-tokenized main text, to tokenize it once per example.
+        ``text_ids`` may carry the pre-tokenized main text (``text_ids``), to tokenize it once per example; without
+        it the main text is tokenized here the same way, cut at ``TEXT_TOKEN_LIMIT`` tokens, so training (which passes
+        it) and inference (which does not) build the same prompt for any text.
         """
         if step is not None and len(step) != self.num_step_slots:
             raise ValueError(f"template has {self.num_step_slots} [C] slot(s), step has {len(step)} part(s)")
@@ -124,10 +126,11 @@ class Template:
                 lead = p.value[:1].isspace()
                 parts.append(("lit", cached(p.value, lead)))
             elif p.kind == "T":
-                if p.value == self.main and text_ids is not None:
-                    parts.append(("text", list(text_ids)))
+                if p.value == self.main:  # cut at TEXT_TOKEN_LIMIT as training's pre-tokenized text is
+                    ids = text_ids if text_ids is not None else self.text_ids(tokenizer, fields[p.value])
+                    parts.append(("text", list(ids)))
                 else:
-                    parts.append(("text" if p.value == self.main else "field", tok(fields[p.value], p.space)))
+                    parts.append(("field", tok(fields[p.value], p.space)))
             elif p.kind == "A":
                 parts.append(("A", [tokenizer.mask_token_id]))
             else:

@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
     summary = summarise(records) | {"checkpoint": str(args.checkpoint), "policy": args.policy, "step": args.step,
                                     "constrained": args.constrained, "seed": args.seed,
                                     "source": args.file or f"{args.data} ({args.split})"}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     if not args.no_plots:
         plot(records, summary, out, parents=pipe.step_answers)
     print(json.dumps({k: v for k, v in summary.items() if k != "per_step"}, indent=2))

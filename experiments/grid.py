@@ -98,9 +98,9 @@ def main(argv=None):
             start = time.time()
             result = train_main(argv_run + ["--resume"] if args.resume else argv_run)  # no saved state: a fresh run
             seconds = round(time.time() - start, 1)
-            if "resumed_at_step" in result:
+            if "resumed_at_iteration" in result:
                 record = _record(args, name, seed, command, result, wall_seconds=None,
-                                 resumed_at_step=result["resumed_at_step"], wall_seconds_after_resume=seconds)
+                                 resumed_at_iteration=result["resumed_at_iteration"], wall_seconds_after_resume=seconds)
             else:
                 record = _record(args, name, seed, command, result, wall_seconds=seconds)
             with out.open("a") as f:

@@ -36,7 +36,7 @@ metrics = json.load(open(run + "/metrics.json"))
 config = json.load(open(run + "/best/cott.json"))
 record = {"data": data, "method": method, "seed": int(seed), "val": config["metrics"]["val"],
           "test": metrics["test"], "answer_mode": config["answer_mode"], "max_length": config["max_length"],
-          "train_seconds": metrics["train_seconds"], "best_step": metrics["best_step"], "steps": metrics["steps"],
+          "train_seconds": metrics["train_seconds"], "best_iteration": metrics["best_iteration"], "iterations": metrics["iterations"],
           "command": config["training"]["command"]}
 open(out, "w").write(json.dumps(record))
 EOF

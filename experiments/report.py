@@ -128,7 +128,7 @@ def table(records) -> str:
                          f"{opt('following_rate')} | {wall} |")
     if any(r.get("wall_seconds") is None for r in records):
         lines.append("\n† mean over the runs with a known wall time: a run interrupted and resumed "
-                     "(`resumed_at_step` in the results file) is left out of it.")
+                     "(`resumed_at_iteration`, in older records `resumed_at_step`, in the results file) is left out of it.")
     return "\n".join(lines)
 
 

@@ -172,3 +172,34 @@ def test_a_share_of_a_batch_draws_the_counterfactuals_the_whole_batch_would(tiny
     share = _counterfactual_steps(model, batcher(examples[16:], random.Random(5), before=examples[:16]), 8)
     alone = _counterfactual_steps(model, batcher(examples[16:], random.Random(5)), 8)
     assert share == whole[16:] and alone != share
+
+
+@pytest.mark.parametrize("mentions_at", [5, 1100])  # inside the first TEXT_TOKEN_LIMIT tokens of the text, past them
+def test_training_and_inference_build_the_same_prompts_for_a_long_relation_text(lively_bert, toy_data, mentions_at):
+    """A relation text over TEXT_TOKEN_LIMIT (1,024) tokens: the Step I and gold Step II prompts the training batch
+    holds are those ``reason`` feeds the model (same input ids, same probabilities), wherever the mentions are."""
+    from cott.inference import reason
+    from cott.relation_input import parse_marked
+    from cott.template import TEXT_TOKEN_LIMIT
+
+    model, _ = toy_model(lively_bert, toy_data, template='[T:marked] " [T:subj] " is a [C] : [A] " [T:obj] " .')
+    filler = lambda n: " ".join(["house"] * n)  # noqa: E731  one token each
+    fields = parse_marked(f"{filler(mentions_at)} [[ada]] likes {{{{acme}}}} {filler(1300 - mentions_at)}")
+    assert len(model.template.text_ids(model.tokenizer, fields["marked"], limit=10_000)) > TEXT_TOKEN_LIMIT
+    example = Example(fields, ("animal",), "cat")
+    batch = TrainingBatcher(model, 48, counterfactual=False)([example], random.Random(0))
+    seen = []
+    collate = model.collate
+    model.collate = lambda encodings: seen.append([e.input_ids for e in encodings]) or collate(encodings)
+    try:
+        r = reason(model, [fields], [model.step_phrase(("animal",))], max_length=48)
+    finally:
+        del model.collate
+    step1, step2 = seen[0][0], seen[1][0]
+    assert batch["input_ids"][0].tolist() == step1 and batch["input_ids"][1].tolist() == step2
+    model.eval()
+    with torch.no_grad():
+        p = model(**{k: v for k, v in batch.items() if k not in ("answer", "step")})["answer_logits"].softmax(-1)
+    assert torch.allclose(p[0], r["p_answer"][0], atol=1e-6) and torch.allclose(p[1], r["p_answer_step"][0], atol=1e-6)
+    assert r["truncated"] == [True]
+    assert prompt_lengths(model, [example], 48) == [len(step1)]  # the lengths that order batches are these prompts'

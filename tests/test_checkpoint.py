@@ -339,3 +339,45 @@ def test_a_checkpoint_is_written_beside_its_place_then_moved_and_a_failed_save_l
         save_checkpoint(model, full, toy_meta(tiny_bert), weights="delta")
     assert sorted(p.name for p in full.iterdir()) == before and _config(full)["weights"] == "full"
     assert sorted(p.name for p in full.parent.iterdir() if p.name.startswith(".")) == []
+
+
+NON_ASCII_SAVE = """
+import sys
+import torch
+from cott import get_task, save_checkpoint
+from cott.checkpoint import update_config
+from train.build import build_model
+from helpers import toy_meta
+
+backbone, out = sys.argv[1:]
+torch.manual_seed(0)
+model = build_model(get_task("jsonl"), "cott", backbone, ["véhicule", "animal"], ["café", "cat", "naïve"])
+save_checkpoint(model, out, toy_meta(backbone, description="Étape → réponse"))
+update_config(out, metrics={"val": {"note": "über"}})
+"""
+
+
+def test_a_config_with_non_ascii_labels_is_written_as_utf8_whatever_the_locale(tiny_bert, tmp_path):
+    """cott.json is read as UTF-8: it is written as UTF-8 too, also by a process whose locale is plain ASCII."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    env = os.environ | {"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
+                        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    probe = subprocess.run([sys.executable, "-c", "import locale; print(locale.getpreferredencoding(False))"],
+                           env=env, capture_output=True, text=True)
+    if "utf" in probe.stdout.lower():
+        pytest.skip("this platform's C locale writes UTF-8 anyway: the test would not tell")
+    out = tmp_path / "ckpt"
+    script = NON_ASCII_SAVE.encode("ascii", "backslashreplace").decode()  # an ASCII command line: \xe9 escapes
+    done = subprocess.run([sys.executable, "-c", script, str(tiny_bert), str(out)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((out / "cott.json").read_bytes().decode("utf-8"))
+    assert config["description"] == "Étape → réponse" and config["metrics"]["val"]["note"] == "über"
+    model, loaded = load_checkpoint(out)
+    assert model.answer.labels == ["café", "cat", "naïve"] and model.known_steps() == [("véhicule",), ("animal",)]
+    assert loaded["answer_verbalizer"] == model.answer.to_dict()

@@ -120,3 +120,21 @@ def test_json_objects_refuses_what_is_not_an_array_of_objects():
     for content in ('{"text": "a"}', "[1, 2]", '[{"text": "a"}, [1]]'):
         with pytest.raises(TypeError):
             json_objects(content)
+
+
+def test_cells_are_read_as_a_user_means_them(tmp_path):
+    """A .tsv splits at tabs only (a comma inside a text stays), a blank cell is a missing one, and a step's parts
+    are trimmed ("a | b")."""
+    tsv = tmp_path / "rows.tsv"
+    tsv.write_text("text\tstep\tlabel\nwell, i saw a cat\tanimal | pet \tcat\na big bus\t  \tbus\n", encoding="utf-8")
+    assert read_rows(tsv) == [
+        {"text": "well, i saw a cat", "step": "animal | pet ", "label": "cat", "subj": None, "obj": None},
+        {"text": "a big bus", "step": None, "label": "bus", "subj": None, "obj": None}]
+    csv = tmp_path / "train.csv"
+    csv.write_text('text,step,label\n"well, i saw a cat", animal |pet ,cat\n', encoding="utf-8")
+    [example] = load_jsonl(csv, "train")
+    assert example.fields == {"text": "well, i saw a cat"} and example.step == ("animal", "pet") and example.label == "cat"
+    blank = tmp_path / "val.csv"
+    blank.write_text("text,step,label\na cat,animal,   \n", encoding="utf-8")
+    with pytest.raises(DataError, match="missing field 'label'"):
+        list(load_jsonl(blank, "val"))

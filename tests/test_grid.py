@@ -40,7 +40,7 @@ def calls(monkeypatch):
 def test_a_fresh_grid_records_one_run_per_seed_and_config(run_grid, calls):
     records = run_grid(seeds=("0", "1"))
     assert [(r["seed"], r["config"]) for r in records] == [(0, "prompt"), (0, "cott"), (1, "prompt"), (1, "cott")]
-    assert all(isinstance(r["wall_seconds"], float) and "resumed_at_step" not in r for r in records)
+    assert all(isinstance(r["wall_seconds"], float) and "resumed_at_iteration" not in r for r in records)
     assert all("--resume" not in argv for argv in calls)
     assert all(r["device"] == grid.device() and r["device"].startswith(("cpu (", "NVIDIA")) for r in records)
     assert [r["command"] for r in records] == ["python -m train " + shlex.join(argv) for argv in calls]
@@ -84,7 +84,7 @@ def test_an_interrupted_run_resumes_from_its_state_to_the_record_of_an_uninterru
     [resumed] = run_grid("--resume", configs=("cott",))
     [argv] = seen
     assert argv[-1] == "--resume" and resumed["command"] == "python -m train " + shlex.join(argv[:-1])
-    assert resumed["wall_seconds"] is None and resumed["resumed_at_step"] == 2
+    assert resumed["wall_seconds"] is None and resumed["resumed_at_iteration"] == 2
     assert isinstance(resumed["wall_seconds_after_resume"], float)
     assert resumed["best_val"] == pytest.approx(straight["best_val"])
     assert resumed["test"]["answer"] == pytest.approx(straight["test"]["answer"])

@@ -132,7 +132,7 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_bert, toy_data, t
     train_main(train_args(tiny_bert, toy_data, tmp_path / "straight", *order))
     train_main(train_args(tiny_bert, toy_data, tmp_path / "resumed", "--stop-after-steps", "4", *order))
     partial = json.loads((tmp_path / "resumed" / "state" / "state.json").read_text())
-    assert partial["info"]["step"] == 4
+    assert partial["info"]["iteration"] == 4
     train_main(train_args(tiny_bert, toy_data, tmp_path / "resumed", "--resume", *order))
     a, b = _trained_weights(tmp_path / "straight"), _trained_weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
@@ -145,9 +145,9 @@ def test_resume_under_other_settings_or_from_a_corrupt_state_is_refused(tiny_ber
     train_main(train_args(tiny_bert, toy_data, out, "--stop-after-steps", "4"))
     with pytest.raises(ValueError, match=r"other settings \(--lr 0.001 -> 0.0001\)"):
         train_main(train_args(tiny_bert, toy_data, out, "--resume", "--lr", "1e-4", "--debug"))
-    assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 4  # the state is left as it was
+    assert json.loads((out / "state" / "state.json").read_text())["info"]["iteration"] == 4  # the state is left as it was
     train_main(train_args(tiny_bert, toy_data, out, "--resume", "--eval-test"))  # reading test changes no weights
-    assert json.loads((out / "state" / "state.json").read_text())["info"]["step"] == 12
+    assert json.loads((out / "state" / "state.json").read_text())["info"]["iteration"] == 12
     (out / "state" / "state.json").write_text("{truncated")
     with pytest.raises(ValueError, match="is not a training state"):
         train_main(train_args(tiny_bert, toy_data, out, "--resume", "--debug"))
@@ -161,7 +161,7 @@ def test_training_command_writes_checkpoint_metrics_and_test_scores(tiny_bert, t
     out = tmp_path / "run"
     result = train_main(train_args(tiny_bert, toy_data, out, "--eval-test", "--lambda-cc", "0.5"))
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 12 and "test" in metrics
+    assert metrics["iterations"] == 12 and "test" in metrics
     config = json.loads((out / "best" / "cott.json").read_text())
     assert config["metrics"]["test"]["examples"] == 24 and config["training"]["lambda_cc"] == 0.5
     assert config["training"]["command"].startswith("python -m train")

@@ -130,3 +130,47 @@ def test_every_relation_input_marks_the_same_mentions():
     assert mark_mentions(" ".join(tokens), "Ada", "Acme") == want  # a dict input: the first occurrences
     assert mark_mentions("Ada met Ada .", "Ada", "Ada") == "@ Ada @ met # Ada # ."  # the object avoids the subject
     assert mark_mentions("Ada works .", "Ada", "Zed") == "@ Ada @ works ."  # a mention not in the text stays unmarked
+
+
+@pytest.fixture(scope="module")
+def lively(lively_bert, toy_data, tmp_path_factory):
+    """The toy pipeline over the lively BERT: its answers differ clearly from step to step."""
+    examples = load_jsonl(toy_data, "train")
+    steps, answers = label_sets(examples)
+    torch.manual_seed(0)
+    model = build_model(get_task("jsonl"), "cott", str(lively_bert), steps, answers)
+    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(lively_bert), "max_length": 48}
+    return CoTTPipeline.from_pretrained(str(save_checkpoint(model, tmp_path_factory.mktemp("lively") / "toy", meta)))
+
+
+def test_each_input_keeps_its_own_step_across_chunks(lively):
+    """One step per input, over several chunks of ``batch_size``: each prediction is the one its input gets alone
+    under its own step (known, free text or None for Î)."""
+    pipe = lively
+    texts = ["i saw a cat today", "a big red bus", "there is a truck near the house", "the small dog", "a big horse"]
+    steps = ["vehicle", None, "animal", "some kind of thing", "vehicle"]
+    batched = pipe(texts, step=steps, batch_size=2)
+    assert len(batched) == len(texts)
+    for text, step, got in zip(texts, steps, batched):
+        alone = pipe(text, step=step)
+        assert (got.text, got.step, got.injected) == (text, alone.step, step is not None)
+        assert got.step == (step if step is not None else alone.step)
+        assert got.p_answer_step == pytest.approx(alone.p_answer_step, abs=1e-5)
+        if step is not None:  # the step matters: Step II under it is not Step II under Î
+            assert got.p_answer_step != pytest.approx(pipe(text).p_answer_step, abs=1e-3) or alone.step == pipe(text).step
+    one = pipe.sweep(texts[0])
+    assert one.text == texts[0] and torch.allclose(torch.tensor(one.probs), torch.tensor(pipe.sweep(texts)[0].probs),
+                                                   atol=1e-5)
+
+
+def test_a_two_part_step_given_as_a_list_is_one_inputs_step(tmp_path):
+    """For one input, a list is the parts of its step (one per [C] slot), the same step as "a | b"; for a list of
+    inputs, a list gives one step per input."""
+    from app_tiny import RELATION, build_tiny_checkpoint
+
+    rel = CoTTPipeline.from_pretrained(str(build_tiny_checkpoint(tmp_path, RELATION, "relation")))
+    text = "[[Ada]] works for {{Acme}} in Paris."
+    as_list, as_text = rel(text, step=["Peop", "Org"]), rel(text, step="Peop | Org")
+    assert as_list.step == as_text.step == "Peop | Org" and as_list.p_answer_step == as_text.p_answer_step
+    two = rel([text, text], step=["Peop | Org", "Org | Loc"])
+    assert [p.step for p in two] == ["Peop | Org", "Org | Loc"]

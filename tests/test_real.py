@@ -39,7 +39,7 @@ def test_a_few_training_steps_on_real_data(minilm, tmp_path, task, parts):
     train_main(["--task", task, "--data", str(data), "--max-train-examples", "24", "--max-eval-examples", "16",
                 "--epochs", "1", "--batch-size", "8", "--max-length", "64", "--freeze-embeddings", "--mlm-warmup-steps", "2",
                 "--save-weights", "delta", "--save-dtype", "float16", "--output-dir", str(out)])
-    assert json.loads((out / "metrics.json").read_text())["steps"] == 3
+    assert json.loads((out / "metrics.json").read_text())["iterations"] == 3
     pipe = CoTTPipeline.from_pretrained(str(out / "best"), device="cpu")
     text = "how do i change my pin" if task == "clinc150" else "[[Ada]] works for {{Acme}} ."
     pred = pipe(text)

@@ -83,7 +83,7 @@ def test_a_config_the_report_does_not_know_still_gets_its_row_last():
 
 
 def test_a_resumed_run_without_wall_time_is_left_out_of_the_mean_and_marked():
-    resumed = _record("prompt", 2, 0.70) | {"wall_seconds": None, "resumed_at_step": 5}
+    resumed = _record("prompt", 2, 0.70) | {"wall_seconds": None, "resumed_at_iteration": 5}
     lines = table(RECORDS + [resumed]).splitlines()
     prompt = next(line for line in lines if line.split(" | ")[2:3] == ["prompt"])
     assert prompt.endswith("| 10 † |") and "| 3 | 60.0 ± 10.0 |" in prompt

@@ -31,8 +31,8 @@ def straight(tiny_bert, toy_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight")
     result = train_main(train_args(tiny_bert, toy_data, out, *FAST))
     history = result["history"]
-    assert [h["step"] for h in history] == [6, 12]
-    assert result["best_step"] == 6 and history[0]["val"] > history[1]["val"]  # a forgotten best would show
+    assert [h["iteration"] for h in history] == [6, 12]
+    assert result["best_iteration"] == 6 and history[0]["val"] > history[1]["val"]  # a forgotten best would show
     return out, result
 
 
@@ -40,16 +40,24 @@ def straight(tiny_bert, toy_data, tmp_path_factory):
 def test_resume_after_a_validation_keeps_best_score_history_and_best_checkpoint(tiny_bert, toy_data, tmp_path, straight, stop):
     reference, expected = straight
     out = tmp_path / "resumed"
-    first = train_main(train_args(tiny_bert, toy_data, out, *FAST, "--stop-after-steps", str(stop)))
-    assert first["steps"] == stop and [h["step"] for h in first["history"]] == [6]  # stopped after one validation
+    flag = "--stop-after-iterations" if stop == 6 else "--stop-after-steps"  # the old name of the flag still works
+    first = train_main(train_args(tiny_bert, toy_data, out, *FAST, flag, str(stop)))
+    assert first["iterations"] == stop and [h["iteration"] for h in first["history"]] == [6]  # stopped after one validation
+    if stop == 8:  # a state saved before the counter was named "iteration" resumes too
+        state = out / "state" / "state.json"
+        meta = json.loads(state.read_text())
+        info = meta["info"]
+        meta["info"] = {"step": info.pop("iteration"), "best_step": info.pop("best_iteration"),
+                        "history": [{"step": h["iteration"], "val": h["val"]} for h in info.pop("history")], **info}
+        state.write_text(json.dumps(meta))
     result = train_main(train_args(tiny_bert, toy_data, out, *FAST, "--resume"))
-    assert result["resumed_at_step"] == stop and result["steps"] == 12
-    for key in ("best_val", "best_step", "history"):
+    assert result["resumed_at_iteration"] == stop and result["iterations"] == 12
+    for key in ("best_val", "best_iteration", "history"):
         assert result[key] == expected[key], key
     assert json.loads((out / "metrics.json").read_text())["history"] == expected["history"]
     config, weights = _best(out)
     want_config, want_weights = _best(reference)
-    assert config == want_config  # best/ is step 6's, with step 6's validation metrics
+    assert config == want_config  # best/ is iteration 6's, with its validation metrics
     assert weights.keys() == want_weights.keys()
     for name in weights:
         assert torch.allclose(weights[name], want_weights[name], atol=1e-6), name

@@ -130,3 +130,82 @@ def test_verbalizer_refuses_bad_label_words():
         Verbalizer(["a"], {"b": "x"})
     with pytest.raises(ValueError, match="empty"):
         Verbalizer(["a"], {"a": " "})
+
+
+@pytest.mark.parametrize("words", [1000, 1100])
+def test_a_main_text_keeps_its_first_1024_tokens_whatever_the_prompt_allows(tokenizer, words):
+    """The main text is cut at 1,024 tokens (TEXT_TOKEN_LIMIT, the bound on the work per input) before it is fitted to
+    the prompt, tokenized here or beforehand (training): a shorter text stays whole, a longer one keeps its head."""
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    text = " ".join(["house"] * words)
+    whole = tokenizer.encode(tpl.main_string(text), add_special_tokens=False)
+    kept = min(len(whole), 1024)
+    assert (len(whole) > 1024) == (words > 1024)
+    for ids in (None, tpl.text_ids(tokenizer, text)):
+        enc = tpl.encode(tokenizer, {"text": text}, None, 4000, ids)
+        assert enc.text_index == list(range(kept))
+        assert [enc.input_ids[p] for p in enc.text_pos] == whole[:kept]
+
+
+@pytest.mark.parametrize("template, before", [("[T] The area is [A].", ""), ("Text: [T] The area is [A].", " ")])
+def test_the_main_text_is_tokenized_as_running_text_after_what_precedes_it(tokenizer, template, before):
+    """After a space in the template the text's first word is tokenized as a word inside a sentence (byte-level BPE
+    has other tokens for "cat" and " cat"); at the prompt's start, as a sentence's first word."""
+    text = "cat saw a dog today"
+    enc = Template(template).encode(tokenizer, {"text": f"  {text} "}, None, 64)
+    assert [enc.input_ids[p] for p in enc.text_pos] == tokenizer.encode(before + text, add_special_tokens=False)
+
+
+@pytest.mark.parametrize("before, after", [(40, 40), (40, 3), (3, 40)])
+def test_a_cut_text_keeps_the_mention_in_the_middle_of_its_window(tiny_bert, before, after):
+    """Around a single mention the kept tokens are shared evenly before and after it (as far as the text allows)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    tpl = Template('[T] " [T:subj] " [A] .')
+    text = " ".join(["house"] * before + ["ada"] + ["house"] * after)
+    enc = tpl.encode(tokenizer, {"text": text, "subj": "ada"}, None, 32)
+    ids = tpl.text_ids(tokenizer, text)
+    at = ids.index(tokenizer.convert_tokens_to_ids("ada"))
+    kept = enc.text_index
+    room = len(kept)
+    assert enc.truncated and at in kept and kept == list(range(kept[0], kept[0] + room))
+    left, right = at - kept[0], kept[-1] - at
+    if before >= room and after >= room:
+        assert abs(left - right) <= 1
+    else:  # against an edge of the text: the window starts or ends there
+        assert kept[0] == 0 or kept[-1] == len(ids) - 1
+
+
+def test_every_text_slot_keeps_at_least_one_token_and_a_shorter_prompt_is_refused(tokenizer):
+    """Cut to the bone, the main text and each field keep one token: the shortest max_length accepted is the length of
+    the prompt whose text and fields are one token each; below it, a clear refusal."""
+    tpl = Template('[T] " [T:subj] " [A] " [T:obj] " .')
+    long = {"text": "i saw a big red cat near the house today", "subj": "ada acme ada", "obj": "paris house"}
+    whole = len(tpl.encode(tokenizer, long, None, 200).input_ids)
+    sizes = [len(tpl.text_ids(tokenizer, long["text"]))] + [len(tokenizer.encode(" " + long[k], add_special_tokens=False))
+                                                           for k in ("subj", "obj")]
+    bone = whole - sum(n - 1 for n in sizes)
+    assert len(tpl.encode(tokenizer, long, None, bone).input_ids) == bone
+    with pytest.raises(ValueError, match="too short"):
+        tpl.encode(tokenizer, long, None, bone - 1)
+
+
+def test_literals_and_steps_are_tokenized_with_the_space_before_them(tokenizer):
+    """Each literal piece and each step keeps the space before it in the template (byte-level BPE tokenizes " animal"
+    and "animal" apart), the same word after a space and right after a quote alike."""
+    tpl = Template('[T] The kind is [C] ("[C]"), the thing [A].')
+    enc = tpl.encode(tokenizer, {"text": "i saw a cat"}, ["animal", "animal"], 64)
+
+    def ids(s):
+        return tokenizer.encode(s, add_special_tokens=False)
+
+    body = enc.input_ids[enc.text_pos[-1] + 1 : enc.answer_pos]
+    assert body == ids(" The kind is") + ids(" animal") + ids(' ("') + ids("animal") + ids('"), the thing')
+
+
+def test_truncated_tells_whether_any_text_slot_was_cut(tokenizer):
+    tpl = Template('[T] " [T:subj] " [A] .')
+    fields = {"text": "cat", "subj": "ada acme ada acme ada acme ada acme"}
+    whole = len(tpl.encode(tokenizer, fields, None, 200).input_ids)
+    assert not tpl.encode(tokenizer, fields, None, whole).truncated
+    cut = tpl.encode(tokenizer, fields, None, whole - 2)  # the one-token text cannot give: the subject is cut
+    assert cut.truncated and len(cut.input_ids) == whole - 2

@@ -97,8 +97,9 @@ def parser() -> argparse.ArgumentParser:
     a("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     a("--save-every", type=int, default=200, metavar="ITERATIONS", help="save the resumable state every N iterations")
     a("--resume", action="store_true", help="continue from OUTPUT/state if present")
-    a("--stop-after-iterations", "--stop-after-steps", type=int, default=0, metavar="N",
+    a("--stop-after-iterations", type=int, default=0, metavar="N",
       help="stop (as if interrupted) after N iterations; continue with --resume")
+    a("--stop-after-steps", dest="stop_after_iterations", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
 
     a = p.add_argument_group("hardware").add_argument
     a("--mixed-precision", default="no", choices=["no", "fp16", "bf16"], help="accelerate mixed precision")

@@ -83,7 +83,7 @@ def run(args) -> dict:
             loss_cfg, batcher = objective(model, args, max_length, step_answer_table(train, task.kind) if steps else None)
             seconds = preflight.epoch_seconds(model.to(accelerator.device), batcher, loss_cfg, train, args.batch_size)
             print(preflight.render(rep, seconds))
-            return {"check": rep, "epoch_seconds": round(seconds, 1)}
+            return {"check": rep, "epoch_seconds": round(seconds, 3)}
         logger.info("%s", preflight.render(rep))
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,14 +177,13 @@ def run(args) -> dict:
             logger.info("stopping after %d iterations as asked; continue with --resume", progress.iteration)
             break
     bar.close()
-
     # The result, and the test reading of the selected checkpoint
-    saved = progress.to_json()  # as the state names them: "step" counts iterations there
-    result = {"best_val": saved["best"], "best_step": saved["best_step"], "steps": saved["step"],
+    saved = progress.to_json()
+    result = {"best_val": saved["best"], "best_iteration": saved["best_iteration"], "iterations": saved["iteration"],
               "history": saved["history"], "train_seconds": round(time.perf_counter() - start, 1),
               "device": str(accelerator.device)}
     if resuming:
-        result["resumed_at_step"] = resumed_at
+        result["resumed_at_iteration"] = resumed_at
     if not stopped and args.eval_test and main_process:
         result["test"] = test_best(best_dir, task, args)
     if main_process and (best_dir / CONFIG).exists():
@@ -193,7 +192,7 @@ def run(args) -> dict:
             logger.warning(advice)
             result["advice"] = advice
     if main_process:  # the other processes are done: no collective waits on the test (a long one would time out)
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 
 

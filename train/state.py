@@ -39,14 +39,18 @@ class Progress:
                     self.best_iteration)
         return better
 
-    # state.json, metrics.json and the results file name an optimizer iteration "step", as they always have.
     def to_json(self) -> dict:
-        return {"step": self.iteration, "best": self.best, "best_step": self.best_iteration,
-                "history": [{"step": i, "val": v} for i, v in self.history]}
+        return {"iteration": self.iteration, "best": self.best, "best_iteration": self.best_iteration,
+                "history": [{"iteration": i, "val": v} for i, v in self.history]}
 
     @classmethod
     def from_json(cls, info: dict) -> Progress:
-        return cls(info["step"], info["best"], info["best_step"], [(h["step"], h["val"]) for h in info["history"]])
+        """Also a state saved before the counter was named "iteration" (its keys "step", "best_step")."""
+        def at(d: dict, key: str):
+            return d[key] if key in d else d[key.replace("iteration", "step")]
+
+        return cls(at(info, "iteration"), info["best"], at(info, "best_iteration"),
+                   [(at(h, "iteration"), h["val"]) for h in info["history"]])
 
 
 def run_settings(args) -> dict:
@@ -63,7 +67,7 @@ def check_resumable(path: Path, settings: dict, default: Callable[[str], object]
     """Refuse to continue the state in ``path`` under other settings than it was saved with. Older states pass: one
     saved before states stored their settings, and one saved before a flag existed, if it is at ``default(flag)``."""
     try:
-        saved = json.loads((path / STATE_JSON).read_text())["info"].get("run")
+        saved = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))["info"].get("run")
     except (json.JSONDecodeError, KeyError, AttributeError) as err:
         raise ValueError(f"--resume: {path / STATE_JSON} is not a training state ({err!r}); "
                          f"remove {path} to train from the start") from None
@@ -93,7 +97,7 @@ def save_state(path: Path, model, optimizer, scheduler, progress: Progress, sett
                 scalars[f"{idx}.{k}"] = v
     save_file(tensors, tmp / "optimizer.safetensors")
     meta = {"info": progress.to_json() | {"run": settings}, "param_groups": opt["param_groups"], "optimizer_scalars": scalars, "scheduler": scheduler.state_dict()}
-    (tmp / STATE_JSON).write_text(json.dumps(meta, indent=1))
+    (tmp / STATE_JSON).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
@@ -101,7 +105,7 @@ def save_state(path: Path, model, optimizer, scheduler, progress: Progress, sett
 
 def load_state(path: Path, model, optimizer, scheduler) -> Progress:
     """Restore what ``save_state`` wrote into the model, optimizer and scheduler; returns the progress."""
-    meta = json.loads((path / STATE_JSON).read_text())
+    meta = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
     weights = load_file(path / "model.safetensors")
     params = dict(model.named_parameters())
     with torch.no_grad():

@@ -40,7 +40,9 @@ def mlm_warmup(model, texts: list[str], steps: int, batch_size: int = 32, lr: fl
         with torch.no_grad():  # only the head learns here
             hidden = model.encode(inputs.to(device), mask.to(device))[chosen.to(device)]
         decoder = mlm.get_output_embeddings()
-        logits = model._transform(hidden) @ decoder.weight.T
+        # The decoder's weight is the (tied) word embeddings, which this optimizer does not train: detached, so no
+        # gradient builds up on them to be added to the first training iteration's
+        logits = model._transform(hidden) @ decoder.weight.detach().T
         if decoder.bias is not None:
             logits = logits + decoder.bias
         loss = F.cross_entropy(logits, labels.to(device))

@@ -1,0 +1,124 @@
+"""The demo's tables without a server: Markdown and CSV rendering (escaping, order, rounding, shortened cells),
+uploaded batch files read as a user wrote them, and the Batch tab's rows around a stubbed forward pass."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cott.pipeline import Prediction, Sweep
+from cott_demo import files, render, rows
+from cott_demo.inputs import CUT_NOTE, InputError
+from cott_demo.serving import Failure
+
+
+def _pred(answer="balance", step_prob=0.9, p_final=None, truncated=False, out_of_scope=None, step_words="banking"):
+    labels = ["balance", "travel", "timer"]
+    return Prediction(text="t", labels=labels, answer=answer, p_rectified=[0.5, 0.3, 0.2], p_answer=[0.4, 0.4, 0.2],
+                      steps=["banking", "travel"], step="banking", step_words=step_words, step_prob=step_prob,
+                      p_steps=[0.9, 0.1], p_answer_step=[0.2, 0.7, 0.1], p_final=p_final, truncated=truncated,
+                      out_of_scope=out_of_scope)
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of a Markdown table row: split at the pipes that are not escaped."""
+    out, cell, i = [], "", 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            cell += line[i : i + 2]
+            i += 2
+            continue
+        if line[i] == "|":
+            out.append(cell)
+            cell = ""
+        else:
+            cell += line[i]
+        i += 1
+    return out[1:]  # the text before the first pipe
+
+
+def test_a_two_part_step_keeps_the_comparison_table_three_columns_wide():
+    md = render.comparison_md(_pred(), _pred(step_words="person | organization"))
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert all(len(_cells(line)) == 3 for line in table)
+    assert "person \\| organization" in md
+
+
+def test_every_markdown_character_a_user_types_is_shown_as_itself():
+    for ch in "\\`*_{}[]()#+-!|~":  # ">" and "<" are HTML-escaped first
+        assert render.esc(f"a{ch}b") == f"a\\{ch}b"
+    assert render.esc("<b>&") == "&lt;b&gt;&amp;"
+
+
+def test_the_sweep_table_lists_the_most_likely_step_first():
+    sw = Sweep("t", ["a", "b", "c"], ["x", "y"], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0.2, 0.5, 0.3])
+    table = render.sweep_table(sw)
+    assert list(table["step"]) == ["b", "c", "a"] and list(table["answer under step"]) == ["y", "x", "x"]
+
+
+def test_cells_are_shortened_for_the_screen_and_rounded_and_defused_for_the_csv():
+    assert render.short("x" * 80) == "x" * 80
+    assert render.short("x" * 81) == "x" * 79 + "…" and len(render.short("y" * 500, 30)) == 30
+    row = {"row": 1, "text": "=HYPERLINK(1)" + "z" * 100, "step": "\tb", "step_prob": 0.123456789, "answer": "a",
+           "confidence": 0.5, "flag": "", "note": "\r"}
+    shown, csv = render.batch_frames([row], [{"answer": "file's", "score": 3}])
+    assert list(csv.columns) == render.BATCH_COLUMNS + ["answer (file)", "score"]  # a file's column never hides ours
+    assert csv["answer"][0] == "a" and csv["answer (file)"][0] == "file's"
+    assert csv["step_prob"][0] == pytest.approx(0.1235, abs=1e-12) and shown["step_prob"][0] == "12.3%"
+    assert csv["text"][0].startswith("'=") and csv["step"][0] == "'\tb" and csv["note"][0] == "'\r"
+    assert len(shown["text"][0]) == 80 and len(csv["text"][0]) == 114
+
+
+def test_the_answer_shows_the_probability_it_was_chosen_by():
+    pred = _pred(answer="travel", p_final=[0.1, 0.8, 0.1])
+    assert "80.0%" in render.answer_section(pred) and render.summary("m", pred, 0.5, [])["confidence"] == 0.8
+
+
+def _upload(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return files.read_batch_file(str(path))
+
+
+def test_batch_files_are_read_as_a_spreadsheet_or_editor_writes_them(tmp_path):
+    got = _upload(tmp_path, "a.csv", "\ufeffText,Score\nwhat is my balance,1\n\nbook a flight\n".encode("utf-8"))
+    assert got == [{"text": "what is my balance", "Score": "1"}, {"text": "book a flight", "Score": ""}]
+    lines = _upload(tmp_path, "b.jsonl", b'{"text": "a", "meta": {"k": [1]}, "n": 2}\n\n{"text": "b"}\n')
+    assert lines == [{"text": "a", "meta": '{"k": [1]}', "n": 2}, {"text": "b"}]
+    with pytest.raises(InputError, match="Line 2 is not valid JSON"):
+        _upload(tmp_path, "c.jsonl", b'{"text": "a"}\n{"text": \n')
+
+
+def test_a_batch_file_may_hold_exactly_the_row_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "BATCH_MAX_ROWS", 3)
+    assert len(_upload(tmp_path, "three.csv", b"text\na\nb\nc\n")) == 3
+    with pytest.raises(InputError, match="4 rows; the limit is 3"):
+        _upload(tmp_path, "four.csv", b"text\na\nb\nc\nd\n")
+
+
+def test_batch_rows_are_numbered_flagged_and_noted_across_chunks(monkeypatch):
+    """Rows keep their file numbers over several chunks; the confidence is of the answer's own distribution; a row
+    is flagged strictly below the threshold; a cut text is noted even when flagged; a failing row leaves the next."""
+    outcomes = {"ok": [_pred(step_prob=0.9, p_final=[0.1, 0.1, 0.8], answer="timer")],
+                "low": [_pred(step_prob=0.5, p_final=[0.4, 0.3, 0.3], truncated=True)],
+                "edge": [_pred(step_prob=0.5)],  # p(Î|x) and the confidence (0.5) at the threshold: not below it
+                "bad": Failure("ValueError", "no good"),
+                "cut": [_pred(truncated=True)]}
+    calls = []
+
+    def forward(spec, requests):
+        calls.append(len(requests))
+        return [outcomes[texts[0]] for texts, _ in requests]
+
+    monkeypatch.setattr(rows, "forward", forward)
+    monkeypatch.setattr(rows, "BATCH_SIZE", 2)
+    got = rows.predict_rows("m", ["ok", "low", "bad", "cut", "   ", "edge"], threshold=0.5)
+    assert [r["row"] for r in got] == [1, 2, 3, 4, 5, 6] and calls == [2, 2, 1]
+    ok, low, bad, cut, empty, edge = got
+    assert ok["answer"] == "timer" and ok["confidence"] == 0.8 and ok["flag"] == ""
+    assert low["flag"] == "⚠ low answer confidence" and CUT_NOTE in low["note"]  # step_prob 0.5 is not below 0.5
+    assert edge["flag"] == "" and edge["confidence"] == 0.5 and edge["step_prob"] == 0.5
+    assert empty["note"] == "error: empty text" and "answer" not in empty
+    assert bad["note"] == "error: no good" and "answer" not in bad
+    assert cut["answer"] == "balance" and cut["note"] == CUT_NOTE  # the row after a failure in its chunk
+    assert json.dumps(got)  # plain data for the table and the CSV
