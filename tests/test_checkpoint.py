@@ -380,4 +380,4 @@ def test_a_config_with_non_ascii_labels_is_written_as_utf8_whatever_the_locale(t
     assert config["description"] == "Étape → réponse" and config["metrics"]["val"]["note"] == "über"
     model, loaded = load_checkpoint(out)
     assert model.answer.labels == ["café", "cat", "naïve"] and model.known_steps() == [("véhicule",), ("animal",)]
-    assert loaded["answer_verbalizer"] == model.answer.to_dict()
+    assert loaded.answer_verbalizer == model.answer.to_dict()

@@ -52,8 +52,8 @@ def test_every_markdown_character_a_user_types_is_shown_as_itself():
 
 def test_the_sweep_table_lists_the_most_likely_step_first():
     sw = Sweep("t", ["a", "b", "c"], ["x", "y"], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0.2, 0.5, 0.3])
-    table = render.sweep_table(sw)
-    assert list(table["step"]) == ["b", "c", "a"] and list(table["answer under step"]) == ["y", "x", "x"]
+    table = render.sweep_table(sw, ["step a", "step b", "step c"])  # the steps as shown, in sw.steps' order
+    assert list(table["step"]) == ["step b", "step c", "step a"] and list(table["answer under step"]) == ["y", "x", "x"]
 
 
 def test_cells_are_shortened_for_the_screen_and_rounded_and_defused_for_the_csv():

@@ -65,8 +65,8 @@ def test_out_of_scope_cli_fits_on_validation_reads_test_and_writes_the_best_sign
     [result] = main(["--checkpoints", str(checkpoint), "--data", str(clinc), "--output", str(output), "--write"])
     assert json.loads(output.read_text()) == [result]
     model, config = load_checkpoint(checkpoint)
-    own = {split: ([_alone(model, e["text"], config["max_length"]) for e in IN_SCOPE[split]],
-                   [_alone(model, t, config["max_length"]) for t in OUTSIDE[split]]) for split in ("val", "test")}
+    own = {split: ([_alone(model, e["text"], config.max_length) for e in IN_SCOPE[split]],
+                   [_alone(model, t, config.max_length) for t in OUTSIDE[split]]) for split in ("val", "test")}
     assert result["method"] == "cott" and set(result["signals"]) == set(monitor.SIGNALS)
     for signal, row in result["signals"].items():
         got = {split: ([s[signal] for s in inside], [s[signal] for s in outside]) for split, (inside, outside) in own.items()}
@@ -87,7 +87,7 @@ def test_out_of_scope_cli_fits_on_validation_reads_test_and_writes_the_best_sign
     vals = {s: row["val"]["auroc"] for s, row in result["signals"].items()}
     best = result["best_on_val"]
     assert vals[best] == max(vals.values())
-    written = read_config(checkpoint)["out_of_scope"]
+    written = read_config(checkpoint).out_of_scope
     assert written["signal"] == best and written["threshold"] == result["signals"][best]["val_threshold"]
     assert written["retention"] == RETENTION and written["val_auroc"] == vals[best]
     assert "experiments.out_of_scope" in written["command"] and "--write" in written["command"]
