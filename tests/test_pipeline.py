@@ -9,6 +9,7 @@ from cott.data import load_jsonl, relation_example
 from cott.relation_input import mark_mentions, parse_marked
 from cott.tasks import label_sets
 from train.build import build_model
+from helpers import toy_meta, toy_model
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +136,9 @@ def test_every_relation_input_marks_the_same_mentions():
 @pytest.fixture(scope="module")
 def lively(lively_bert, toy_data, tmp_path_factory):
     """The toy pipeline over the lively BERT: its answers differ clearly from step to step."""
-    examples = load_jsonl(toy_data, "train")
-    steps, answers = label_sets(examples)
-    torch.manual_seed(0)
-    model = build_model(get_task("jsonl"), "cott", str(lively_bert), steps, answers)
-    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(lively_bert), "max_length": 48}
-    return CoTTPipeline.from_pretrained(str(save_checkpoint(model, tmp_path_factory.mktemp("lively") / "toy", meta)))
+    model, _ = toy_model(lively_bert, toy_data)
+    folder = tmp_path_factory.mktemp("lively") / "toy"
+    return CoTTPipeline.from_pretrained(str(save_checkpoint(model, folder, toy_meta(lively_bert))))
 
 
 def test_each_input_keeps_its_own_step_across_chunks(lively):
