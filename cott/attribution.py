@@ -18,7 +18,6 @@ import bisect
 from dataclasses import dataclass, field, replace
 
 import torch
-from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients
 
 from .inference import reason
 from .steps import join
@@ -131,6 +130,8 @@ def _gradient_scores(model, prompts: list[Prompt], method: str) -> list[list[flo
             reference[i, p.slots] = model.tokenizer.pad_token_id
         reference = embed(reference)
     inputs.requires_grad_()
+    from captum.attr import InputXGradient, IntegratedGradients  # here: importing the pipeline needs no Captum
+
     with torch.enable_grad():
         if method == "ig":
             attr = IntegratedGradients(forward).attribute(inputs, reference, additional_forward_args=args,
@@ -156,6 +157,8 @@ def _occlusion_scores(model, prompts: list[Prompt]) -> list[list[float]]:
         encs = [delete(prompts[r].enc, [s for s, keep in zip(prompts[r].slots, row) if keep < 0.5])
                 for r, row in zip(rows.tolist(), presence.tolist())]
         return target_probs(model, encs, kind, [prompts[r].target for r in rows.tolist()])
+
+    from captum.attr import FeatureAblation  # here: importing the pipeline needs no Captum
 
     per_eval = max(1, ROWS_PER_FORWARD // len(prompts))
     attr = FeatureAblation(forward).attribute(presence, baselines=0.0, additional_forward_args=(torch.arange(len(prompts)),),

@@ -176,3 +176,13 @@ def test_explaining_leaves_concurrent_predictions_alone(trained):
     while worker.is_alive():  # the demo serves /predict while /explain runs on the same model
         assert [p.p_answer_step for p in trained(texts)] == [pytest.approx(e, abs=1e-6) for e in expected]
     worker.join()
+
+
+def test_the_pipeline_imports_without_captum():
+    """Captum is loaded when an attribution is asked for, not with the pipeline (a machine without it still serves)."""
+    import subprocess
+    import sys
+
+    code = "import sys, cott.pipeline; print('captum' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -7,6 +7,7 @@ killed is reported: the list is out of date.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -40,7 +41,7 @@ def main() -> int:
                        if s not in ("killed", "timeout", "caught by type check", "skipped", "not checked"))
     survivors = [n for n in undecided if n not in equivalent]
     stale = sorted(n for n in equivalent if n in caught)
-    per_file = Counter(n.split(".x_")[0].rsplit(".", 1)[0] if ".x_" in n else n.split("__")[0] for n in survivors)
+    per_file = Counter(re.split(r"\.x[_ǁ]", n)[0] for n in survivors)  # cott.files.x_cell__mutmut_6: cott.files
     print(f"mutants: {len(status)}  " + "  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     for name in survivors:
         print(f"  survived ({status[name]}): {name}")
