@@ -10,7 +10,6 @@ faithful; about 0: no better than random) and the ratio of the falls at k = 3.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from cott import attribution
 from cott.attribution import METHODS
 from cott.faithfulness import RANDOM, area_between, deletion_curves
 from cott.table import read_rows
+from experiments.sources import checkpoint_parser
 
 
 def load_inputs(args, pipe: CoTTPipeline) -> list:
@@ -72,13 +72,8 @@ def plot(summary: dict, path: Path, title: str) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory or hub id")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="dataset path, read with the checkpoint's task loader")
-    src.add_argument("--file", help="a CSV / JSON lines / Parquet file with a text column (relations: subj, obj)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--task", help="task name for --data (default: the checkpoint's)")
+    p = checkpoint_parser(__doc__, "dataset path, read with the checkpoint's task loader",
+                          "a CSV / JSON lines / Parquet file with a text column (relations: subj, obj)")
     p.add_argument("--max-examples", type=int, help="the first N inputs (in file order)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--k", type=int, default=5, help="delete up to K words")

@@ -9,7 +9,6 @@ answer's step (a heatmap) and the flip and following rates per injected step.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -21,6 +20,7 @@ from cott.tasks import checkpoint_loader
 from cott.counterfactual import POLICIES, CounterfactualRecord, summarise
 from cott.steps import join
 from cott.table import read_rows
+from experiments.sources import checkpoint_parser
 
 CHUNK = 512  # inputs per chunk: records reach the disk as they are made
 
@@ -43,13 +43,8 @@ def load_inputs(args, pipe: CoTTPipeline) -> tuple[list, list, list, list]:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory or hub id")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="dataset path, read with the checkpoint's task loader (gold steps and labels)")
-    src.add_argument("--file", help="a CSV / JSON lines / Parquet file: text, optional step and label columns")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--task", help="task name for --data (default: the checkpoint's)")
+    p = checkpoint_parser(__doc__, "dataset path, read with the checkpoint's task loader (gold steps and labels)",
+                          "a CSV / JSON lines / Parquet file: text, optional step and label columns")
     p.add_argument("--policy", default="random_wrong", choices=POLICIES,
                    help="which steps to inject: --step into every input (fixed), the file's step column (given), the "
                         "gold step, the runner-up, a seeded random wrong step, or every known step")

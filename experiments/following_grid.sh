@@ -10,6 +10,7 @@
 set -uo pipefail
 : "${CLINC:?}" "${CONLL:?}" "${RUNS:?}" "${RECORDS:?}" "${JOBS:=4}" "${SEEDS:=0 1 2}"
 mkdir -p "$RUNS" "$RECORDS"
+source "$(dirname "$0")/queue.sh"
 WARM="--method cott --mlm-warmup-steps 100 --soft-verbalizer --freeze-embeddings --save-weights delta --save-dtype float16"
 CLINC_BUDGET=${CLINC_BUDGET:-"--epochs 2 --max-length 48 --lr 1e-4 --head-lr 5e-4 --eval-every 157 --max-eval-examples 600"}
 CONLL_BUDGET=${CONLL_BUDGET:-"--epochs 1 --max-length 64 --lr 1.5e-4 --head-lr 5e-4 --eval-every 125 --max-eval-examples 600"}
@@ -30,8 +31,7 @@ one() {  # one line of the queue: task name seed flags...
   if [[ $task == clinc150 ]]; then data=$CLINC; budget=$CLINC_BUDGET; extra="--out-of-scope"
   else data=$CONLL; budget=$CONLL_BUDGET; fi
   local dir="$RUNS/$task-$name-seed$seed"
-  python -m train --task "$task" --data "$data" --seed "$seed" --output-dir "$dir" --eval-test $WARM $budget "$@" \
-    >"$dir.log" 2>&1 || { echo "FAILED $dir (see $dir.log)"; tail -5 "$dir.log"; return 0; }
+  train_run "$dir" --task "$task" --data "$data" --seed "$seed" --eval-test $WARM $budget "$@" || return 0
   python -m experiments.following --checkpoints "$dir/best" --name "$task $name seed $seed" --data "$data" \
     --output "$dir.following.jsonl" $extra $FOLLOWING_FLAGS >>"$dir.log" 2>&1 || { echo "FAILED following $dir"; tail -5 "$dir.log"; return 0; }
   python - "$dir" "$RECORDS/$task-$name-seed$seed.json" <<'EOF'
@@ -58,4 +58,4 @@ queue() {
     for v in "${VARIANTS_CLINC[@]:3}"; do item clinc150 "$v" "$seed"; done
   done
 }
-queue | grep -E "${ONLY:-.}" | xargs -P "$JOBS" -L 1 bash -c 'one "$@"' _
+queue | run_queue

@@ -14,6 +14,7 @@
 set -uo pipefail
 : "${CONLL:?}" "${RUNS:?}" "${JOBS:=4}" "${SEEDS:=0 1 2}"
 mkdir -p "$RUNS/records" "$RUNS/data"
+source "$(dirname "$0")/queue.sh"
 COMMON=${COMMON:-"--max-eval-examples 1000 --eval-test --save-weights delta --save-dtype float16"}
 for v in "few --train-pairs 4000" "noisy --train-pairs 4000 --noise 0.5" "hard --train-pairs 4000 --noise 0.5 --longer 1"; do
   set -- $v
@@ -27,8 +28,7 @@ one() {  # one line of the queue: data method seed flags...
   [[ $data == conll04 ]] && folder=$CONLL budget="--epochs 1"
   local dir="$RUNS/$data-$name-seed$seed"
   [[ -f $RUNS/records/$data-$name-seed$seed.json ]] && return 0  # recorded by an earlier, cut-off grid
-  python -m train --task conll04 --data "$folder" --seed "$seed" --output-dir "$dir" $COMMON $budget "$@" \
-    >"$dir.log" 2>&1 || { echo "FAILED $dir (see $dir.log)"; tail -3 "$dir.log"; return 0; }
+  train_run "$dir" --task conll04 --data "$folder" --seed "$seed" $COMMON $budget "$@" || return 0
   python - "$dir" "$RUNS/records/$data-$name-seed$seed.json" "$data" "$name" "$seed" <<'EOF'
 import json, sys
 run, out, data, method, seed = sys.argv[1:]
@@ -52,4 +52,4 @@ queue() {  # the hardest condition first: a cut-off grid still answers the main 
     done
   done
 }
-queue | grep -E "${ONLY:-.}" | xargs -P "$JOBS" -L 1 bash -c 'one "$@"' _
+queue | run_queue

@@ -146,6 +146,16 @@ def toy_model(backbone, data, method: str = "cott", seed: int = 0, **kwargs):
     return build_model(get_task("jsonl"), method, str(backbone), steps, answers, **kwargs), examples
 
 
+def toy_pipeline(backbone, data, folder, **meta):
+    """A ``CoTTPipeline`` on CPU over a freshly built toy-task CoTT model (seed 0), saved into ``folder``; ``meta``
+    adds to ``toy_meta``."""
+    from cott import CoTTPipeline, save_checkpoint
+
+    model, _ = toy_model(backbone, data)
+    path = save_checkpoint(model, Path(folder) / "toy", toy_meta(backbone, **meta))
+    return CoTTPipeline.from_pretrained(str(path), device="cpu")
+
+
 def typed_config(**keys) -> CheckpointConfig:
     """A ``CheckpointConfig`` with the keys every ``cott.json`` has, and ``keys``."""
     return CheckpointConfig.from_json({"template": "[T] It is [A].", "backbone": "tiny", "answer_head": "verbalizer",

@@ -5,26 +5,20 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cott import CoTTPipeline, get_task, save_checkpoint
+from cott import CoTTPipeline
 from cott.batching import TrainingBatcher
 from cott.counterfactual import CounterfactualRecord, Injection, constrain, step_answer_table, summarise
 from cott.data import Example, load_jsonl
-from cott.tasks import hierarchy, label_sets
-from train.build import build_model
+from cott.tasks import hierarchy
+from helpers import toy_pipeline
 
 TEXTS = ["i saw a cat today", "there is a bus near the house", "my friend likes this horse", "a big red truck"]
 
 
 @pytest.fixture(scope="module")
 def pipe(tiny_bert, toy_data, tmp_path_factory):
-    examples = load_jsonl(toy_data, "train")
-    steps, answers = label_sets(examples)
-    torch.manual_seed(0)
-    model = build_model(get_task("jsonl"), "cott", str(tiny_bert), steps, answers)
-    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 48,
-            "hierarchy": hierarchy(examples)}
-    path = save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "toy", meta)
-    return CoTTPipeline.from_pretrained(str(path), device="cpu")
+    hierarchy_ = hierarchy(load_jsonl(toy_data, "train"))
+    return toy_pipeline(tiny_bert, toy_data, tmp_path_factory.mktemp("ckpt"), hierarchy=hierarchy_)
 
 
 def test_step_answer_table_for_hierarchies_and_relations():

@@ -1,6 +1,7 @@
 """The experiment command lines run end to end on a tiny checkpoint: ``experiments.out_of_scope`` (signals, AUROC,
 thresholds fitted on validation, ``--write``) and ``experiments.counterfactual`` (records streamed chunk by chunk,
-the summary, ``--data`` and ``--file`` inputs, refusals)."""
+the summary, ``--data`` and ``--file`` inputs, refusals) and ``experiments.attribution`` (deletion curves against
+random words, from a split or a file)."""
 from __future__ import annotations
 
 import json
@@ -185,3 +186,24 @@ def test_the_pipeline_flags_each_input_by_its_own_score_strictly_below_the_fitte
     preds = CoTTPipeline.from_pretrained(str(copy))(texts)
     assert [p.scope_score for p in preds] == scores
     assert [p.out_of_scope for p in preds] == [s < middle for s in scores]  # two flagged; the one at it is kept
+
+
+def test_attribution_cli_reads_the_first_inputs_and_scores_each_method_against_random(checkpoint, toy_data, tmp_path):
+    import experiments.attribution as cli
+    from cott.data import load_jsonl
+
+    out = tmp_path / "attribution.json"
+    summary = cli.main(["--checkpoint", str(checkpoint), "--data", str(toy_data), "--split", "val", "--max-examples", "3",
+                        "--methods", "occlusion", "--k", "2", "--output", str(out), "--plot", str(tmp_path / "curves.png")])
+    assert summary["texts"] == 3 and summary["k"] == 2 and summary["source"] == f"{toy_data} (val)"
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    for target in summary["targets"].values():
+        assert set(target) == {"occlusion", "random"}
+        assert all(len(row["probs"]) == 3 for row in target.values())  # k = 0, 1, 2
+        assert "area_vs_random" in target["occlusion"] and "area_vs_random" not in target["random"]
+    file = tmp_path / "texts.csv"
+    file.write_text("text\n" + "\n".join(e.fields["text"] for e in load_jsonl(toy_data, "val")[:2]) + "\n",
+                    encoding="utf-8")
+    again = cli.main(["--checkpoint", str(checkpoint), "--file", str(file), "--methods", "occlusion", "--k", "2"])
+    assert again["texts"] == 2 and again["source"] == str(file)

@@ -4,23 +4,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cott import CoTTPipeline, get_task, save_checkpoint
-from cott.data import load_jsonl, relation_example
+from cott import CoTTPipeline, save_checkpoint
+from cott.data import relation_example
 from cott.relation_input import mark_mentions, parse_marked
-from cott.tasks import label_sets
-from train.build import build_model
-from helpers import toy_meta, toy_model
+from helpers import toy_meta, toy_model, toy_pipeline
 
 
 @pytest.fixture(scope="module")
 def pipe(tiny_bert, toy_data, tmp_path_factory):
-    examples = load_jsonl(toy_data, "train")
-    steps, answers = label_sets(examples)
-    torch.manual_seed(0)
-    model = build_model(get_task("jsonl"), "cott", str(tiny_bert), steps, answers)
-    meta = {"task": "jsonl", "kind": "classification", "method": "cott", "backbone": str(tiny_bert), "max_length": 48}
-    path = save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "toy", meta)
-    return CoTTPipeline.from_pretrained(str(path), device="cpu")
+    return toy_pipeline(tiny_bert, toy_data, tmp_path_factory.mktemp("ckpt"))
 
 
 def test_prediction_is_consistent(pipe):
