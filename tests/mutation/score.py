@@ -6,11 +6,14 @@ killed is reported: the list is out of date.
 """
 from __future__ import annotations
 
-import json
+import argparse
+import math
 import re
 import sys
 from collections import Counter
 from pathlib import Path
+
+from sample import exit_codes, sample
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", 37: "caught by type check"}
@@ -25,11 +28,23 @@ def equivalent_mutants(path: Path) -> dict[str, str]:
     return out
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion k / n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
 def main() -> int:
-    status = {}
-    for meta in sorted(Path("mutants").rglob("*.py.meta")):
-        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            status[name] = "not checked" if code is None else STATUS.get(code, "suspicious")
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--sample", type=int, help="score only sample.py's seeded sample of this many mutants")
+    args = p.parse_args()
+    codes = exit_codes()
+    if args.sample:
+        codes = {name: codes[name] for name in sample(codes, args.sample)}
+    status = {name: "not checked" if code is None else STATUS.get(code, "suspicious") for name, code in codes.items()}
     if not status:
         print("no mutmut results here: run tests/mutation/run first")
         return 1
@@ -55,6 +70,10 @@ def main() -> int:
     if per_file:
         print("survivors by module: " + ", ".join(f"{k} {v}" for k, v in sorted(per_file.items())))
     print(f"score: {len(caught)} killed of {relevant} non-equivalent mutants = {100 * len(caught) / max(relevant, 1):.1f}%")
+    if args.sample:
+        low, high = wilson(len(caught), relevant)
+        print(f"a seeded sample of {len(status)} mutants: 95% interval of the score over all of them "
+              f"{100 * low:.1f}% to {100 * high:.1f}%")
     return 0
 
 
