@@ -111,6 +111,9 @@ def test_rows_round_trip_exactly(cache):
     _assert_memory_mapped(examples, cache)
     empty = collect(lambda: iter(()), {"test": "empty"})
     assert isinstance(empty, Examples) and len(empty) == 0 and list(empty) == []
+    # the repr says how many rows and where they live: the cache file(s), or in memory (no rows to cache)
+    assert repr(examples) == f"Examples(3 rows, {[examples.dataset.cache_files[0]['filename']]})"
+    assert str(cache) in repr(examples) and repr(empty) == "Examples(0 rows, in memory)"
 
 
 def test_sample_keeps_its_subset_and_order_and_kind(tmp_path):
@@ -209,7 +212,7 @@ def test_a_hub_dataset_with_a_column_mapping(tmp_path, cache, monkeypatch):
     assert calls == [("someone/intents", {"cache_dir": str(cache)})]  # no trust_remote_code, the test's cache
     with pytest.raises(DataError, match=r"someone/intents \[validation\], row 2: missing field 'label'"):
         load_jsonl("someone/intents", "val", names)  # validation is our val; a -1 class label is no label
-    with pytest.raises(DataError, match="no test split on the Hub .*it has train, validation"):
+    with pytest.raises(DataError, match=r"^someone/intents: no test split on the Hub \(looked for test; it has train, validation\)$"):
         load_jsonl("someone/intents", "test", names)
     with pytest.raises(DataError, match=r'\[train\]: no "category" column \(found: utterance, domain, intent, text\)'):
         load_jsonl("someone/intents", "train", "text=utterance,step=domain,label=category")
@@ -262,6 +265,12 @@ def test_a_hub_configuration_and_an_unreachable_hub(tmp_path, cache, monkeypatch
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setattr(cott.hub, "_reachable", _REAL_REACHABLE)
     started = time.perf_counter()
-    with pytest.raises(DataError, match=r"could not be reached within 3 s: check the network, or set HF_HUB_OFFLINE=1"):
+    with pytest.raises(DataError, match=r"^someone/other: not a local file or folder, and the Hugging Face Hub "
+                                        r"\(http://127.0.0.1:9\) could not be reached within 3 s: check the network, "
+                                        r"or set HF_HUB_OFFLINE=1 to read a cached copy$"):
         load_jsonl("someone/other", "train")
     assert time.perf_counter() - started < 10 and len(calls) == 1  # no retries, and load_dataset never called
+    monkeypatch.delenv("HF_ENDPOINT")  # the message names the public Hub unless HF_ENDPOINT says otherwise
+    monkeypatch.setattr(cott.hub, "_reachable", lambda: False)
+    with pytest.raises(DataError, match=r"the Hugging Face Hub \(https://huggingface.co\) could not be reached"):
+        load_jsonl("someone/other", "train")

@@ -83,8 +83,8 @@ def _upload(tmp_path, name, data: bytes):
 def test_batch_files_are_read_as_a_spreadsheet_or_editor_writes_them(tmp_path):
     got = _upload(tmp_path, "a.csv", "\ufeffText,Score\nwhat is my balance,1\n\nbook a flight\n".encode("utf-8"))
     assert got == [{"text": "what is my balance", "Score": "1"}, {"text": "book a flight", "Score": ""}]
-    lines = _upload(tmp_path, "b.jsonl", b'{"text": "a", "meta": {"k": [1]}, "n": 2}\n\n{"text": "b"}\n')
-    assert lines == [{"text": "a", "meta": '{"k": [1]}', "n": 2}, {"text": "b"}]
+    lines = _upload(tmp_path, "b.jsonl", '{"text": "a", "meta": {"k": [1], "city": "Z\u00fcrich"}, "n": 2}\n\n{"text": "b"}\n'.encode())
+    assert lines == [{"text": "a", "meta": '{"k": [1], "city": "Z\u00fcrich"}', "n": 2}, {"text": "b"}]  # as written
     with pytest.raises(InputError, match="Line 2 is not valid JSON"):
         _upload(tmp_path, "c.jsonl", b'{"text": "a"}\n{"text": \n')
 

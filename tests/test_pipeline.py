@@ -125,6 +125,17 @@ def test_every_relation_input_marks_the_same_mentions():
     assert mark_mentions("Ada works .", "Ada", "Zed") == "@ Ada @ works ."  # a mention not in the text stays unmarked
 
 
+def test_a_mention_is_marked_at_its_first_occurrence_clear_of_the_subject():
+    """The object is the first occurrence that does not overlap the subject's span, even one touching it (text
+    without spaces, e.g. Chinese); an empty mention marks nothing."""
+    assert mark_mentions("马云阿里巴巴创始人", "马云", "阿里巴巴") == "@ 马云 @ # 阿里巴巴 # 创始人"  # starts where it ends
+    assert mark_mentions("阿里巴巴马云", "马云", "阿里巴巴") == "# 阿里巴巴 # @ 马云 @"  # ends where it starts
+    assert mark_mentions("Ada met Ada and Ada .", "Ada", "Ada") == "@ Ada @ met # Ada # and Ada ."  # the second, not the last
+    assert mark_mentions("xaaa", "xa", "aa") == "@ xa @ # aa #"  # "aa" at 1 overlaps, the one at 2 does not
+    assert mark_mentions("Ada works .", "", "Ada") == "# Ada # works ."
+    assert mark_mentions("Ada works .", "Ada", "") == "@ Ada @ works ."
+
+
 @pytest.fixture(scope="module")
 def lively(lively_bert, toy_data, tmp_path_factory):
     """The toy pipeline over the lively BERT: its answers differ clearly from step to step."""
