@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cott.data import DataError, Example, load_clinc150, load_jsonl, load_tacred, load_wos
+from cott.data import DataError, Example, load_clinc150, load_clinc150_out_of_scope, load_jsonl, load_tacred, load_wos
 from cott.examples import Examples
 from helpers import needs_data
 
@@ -74,8 +74,15 @@ def test_clinc_errors(tmp_path):
     (tmp_path / "data_full.json").write_text(json.dumps({"train": [["what is my balance", "balance"], ["hi", "greeting"]]}))
     with pytest.raises(DataError, match=r"train\[1\]: intent 'greeting' is not in domains.json"):
         load_clinc150(tmp_path, "train")
-    with pytest.raises(DataError, match="no 'test' split"):
+    with pytest.raises(DataError, match=r"data_full.json: no 'test' split \(keys: \['train'\]\)$"):
         load_clinc150(tmp_path, "test")
+    with pytest.raises(DataError, match=r"data_full.json: no 'oos_test' split$"):
+        load_clinc150_out_of_scope(tmp_path, "test")
+    with pytest.raises(DataError, match=r"absent.json: file not found$"):
+        load_clinc150_out_of_scope(tmp_path / "absent.json", "test")
+    (tmp_path / "data_full.json").write_text('{"train": [\n  ["what is my balance", "balance"],\n  ["hi" "greeting"]\n]}')
+    with pytest.raises(DataError, match=r"data_full.json, line 3: invalid JSON: Expecting ',' delimiter \(column 9\)$"):
+        load_clinc150(tmp_path, "train")
 
 
 def test_wos_tsv_split_and_errors(tmp_path):
