@@ -1,6 +1,7 @@
 """Loaders read every supported layout and name the file, line and problem of a malformed one."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,47 @@ def test_generic_jsonl_errors_name_file_and_line(tmp_path):
         load_jsonl(f, "train")
     with pytest.raises(DataError, match="file not found"):
         load_jsonl(tmp_path / "missing.jsonl", "train")
+    with pytest.raises(ValueError, match=r"^unknown split 'dev'; expected one of \('train', 'val', 'test'\)$"):
+        load_jsonl(f, "dev")
     f.write_text('{"text": "a cat", "step": "animal", "label": "cat"}\n')  # fixed: read, nothing left of the errors
     assert [e.label for e in load_jsonl(f, "train")] == ["cat"]
 
+
+def test_generic_jsonl_says_which_field_of_which_line_is_wrong(tmp_path):
+    f = tmp_path / "train.jsonl"
+    good = '{"text": "a cat", "step": "animal", "label": "cat"}'
+    for bad, problem in [('{"step": "animal", "label": "cat"}', "missing field 'text'"),
+                         ('{"text": "a cat", "step": "animal"}', "missing field 'label'"),
+                         ('{"text": "a cat", "step": "animal", "label": 3}', "field 'label' should be str, got int"),
+                         ('{"text": ["a cat"], "step": "animal", "label": "cat"}', "field 'text' should be str, got list"),
+                         ('{"text": "a cat", "step": 3, "label": "cat"}', "field 'step' should be .*, got int"),
+                         ('{"text": "a cat", "step": [], "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('{"text": "a cat", "step": "", "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('{"text": "a cat", "step": ["animal", ""], "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('{"text": "a cat", "step": ["animal", 2], "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('["a cat", "animal", "cat"]', "expected a JSON object, got list"),
+                         ('{"text": "a cat", "step": "animal", "label": "cat",}', r"invalid JSON: Expecting property name enclosed in double quotes \(column 52\)")]:
+        f.write_text(f"{good}\n\n  \n{bad}\n")  # blank lines are skipped, and counted
+        with pytest.raises(DataError, match=rf"^{re.escape(str(f))}, line 4: {problem}$"):
+            load_jsonl(f, "train")
+    f.write_bytes(good.encode() + b"\n" + '{"text": "caf\u00e9"}'.encode("latin-1") + b"\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(f))}: not UTF-8 text \(invalid continuation byte\)$"):
+        load_jsonl(f, "train")
+    f.write_text('{"sentence": "a bus", "step": "vehicle", "label": "bus"}\n' + good + "\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(f))}, line 2: missing field 'sentence'$"):  # the source's column name
+        load_jsonl(f, "train", "text=sentence")
+
+
+def test_a_folder_holds_each_split_as_one_table(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "a cat", "step": "animal", "label": "cat"}\n')
+    (tmp_path / "train.csv").write_text("text,step,label\na bus,vehicle,bus\n")  # JSON lines come first
+    (tmp_path / "val.csv").write_text("text,step,label\na bus,vehicle,bus\n")
+    assert [e.label for e in load_jsonl(tmp_path, "train")] == ["cat"]
+    assert [e.label for e in load_jsonl(tmp_path, "val")] == ["bus"]
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}: no test file \(looked for test.jsonl, test.csv, test.parquet\)$"):
+        load_jsonl(tmp_path, "test")
+    (tmp_path / "UPPER.CSV").write_text("text,step,label\na van,vehicle,van\n")  # the suffix in any case
+    assert [e.label for e in load_jsonl(tmp_path / "UPPER.CSV", "train")] == ["van"]
 
 def test_generic_jsonl_multi_part_step(tmp_path):
     f = tmp_path / "x.jsonl"

@@ -16,7 +16,7 @@ import time
 import cott.data
 import cott.hub
 
-from cott.data import DataError, Example, column_names, load_clinc150, load_jsonl, load_tacred, load_wos, sample
+from cott.data import DataError, Example, column_names, is_hub_id, load_clinc150, load_jsonl, load_tacred, load_wos, sample
 from cott.examples import Examples, TextsOf, collect
 from helpers import ROOT, toy_examples
 from train.cli import settings
@@ -140,6 +140,11 @@ def test_the_cache_follows_the_file_and_the_parser_and_is_reused_while_they_are_
     os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert load_jsonl(f, "train")[0].label == "horse"
     assert load_jsonl(f, "train", columns={"label": "text"})[0].label == "a horse"  # the options are in the key
+    twin = tmp_path / "twin" / "train.jsonl"  # another file of the same size and time: its own rows
+    twin.parent.mkdir()
+    twin.write_text(f.read_text().replace("horse", "zebra"))
+    os.utime(twin, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_jsonl(twin, "train")[0].label == "zebra" and load_jsonl(f, "train")[0].label == "horse"
     parsed, read = [], cott.data._read_jsonl
     monkeypatch.setattr(cott.data, "_read_jsonl", lambda path: parsed.append(path) or read(path))
     assert load_jsonl(f, "train")[0].label == "horse" and parsed == []  # from the cache
@@ -164,9 +169,25 @@ def test_column_names():
     assert column_names() == {"text": "text", "step": "step", "label": "label"}
     assert column_names(" text = utterance, label=intent ") == {"text": "utterance", "step": "step", "label": "intent"}
     assert column_names({"step": "domain"})["step"] == "domain"
-    for bad in ("text", "text=a=b", "text=", "txt=a"):
-        with pytest.raises(ValueError):
+    for bad in ("text", "text=a=b", "text=", "=a", "label=intent,text"):
+        with pytest.raises(ValueError, match=rf"^columns '{bad}': expected ours=theirs pairs such as text=utterance,label=intent$"):
             column_names(bad)
+    with pytest.raises(ValueError, match=r"^unknown column txt, x: the generic task reads text, step, label$"):
+        column_names("x=a,txt=b,label=c")
+    with pytest.raises(ValueError, match=r"^unknown column intent: the generic task reads text, step, label$"):
+        column_names({"intent": "label"})
+
+
+def test_which_names_are_hub_datasets(tmp_path, monkeypatch):
+    """A string naming no local file or folder, in the Hub's id form, and not a data file's name."""
+    for name in ("intents", "someone/intents", "someone/intents:plus", "some-one/in_tents.v2"):
+        assert is_hub_id(name), name
+    for name in ("missing.jsonl", "missing.csv", "missing.parquet", "missing.json", "Data.txt", "wos.tsv", "DATA.TXT",
+                 "Train.JSON", "a/b/c", "some one/intents", "-intents", "someone/intents:", ""):
+        assert not is_hub_id(name), name
+    (tmp_path / "intents").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert not is_hub_id("intents") and not is_hub_id(tmp_path / "nothing")  # a local folder; a Path is never an id
 
 
 def test_the_columns_flag(tmp_path, capsys):
