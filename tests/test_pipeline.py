@@ -108,9 +108,17 @@ def test_marked_relation_inputs():
     for bad, msg in [("Ada works for Acme", "no subject"), ("[[Ada]] works for Acme", "no object"),
                      ("[[Ada]] and [[Bob]] work for {{Acme}}", "exactly once"),
                      ("[[Ada {{works]] for}}", "overlap or are nested"), ("[[ ]] works for {{Acme}}", "empty"),
-                     ("]]Ada[[ works for {{Acme}}", "closed before")]:
+                     ("]]Ada[[ works for {{Acme}}", "closed before"),
+                     ("[[Ada works for {{Acme}}", "the subject must be marked exactly once"),  # unclosed
+                     ("[[Ada [[Bob]] work for {{Acme}}", "the subject must be marked exactly once"),
+                     ("[[Ada]] works for {{Acme}} }}", "the object must be marked exactly once")]:
         with pytest.raises(ValueError, match=msg):
             parse_marked(bad)
+    # marks may touch (text without spaces, e.g. Chinese); extra brackets stay in the text
+    assert parse_marked("[[马云]]{{阿里巴巴}}创始人")["marked"] == "@ 马云 @ # 阿里巴巴 # 创始人"
+    assert parse_marked("{{阿里巴巴}}[[马云]]")["marked"] == "# 阿里巴巴 # @ 马云 @"
+    assert parse_marked("[[[Ada]]] works for {{Acme}}") == {
+        "text": "[Ada] works for Acme", "subj": "[Ada", "obj": "Acme", "marked": "@ [Ada @ ] works for # Acme #"}
 
 
 def test_every_relation_input_marks_the_same_mentions():
