@@ -1,11 +1,18 @@
 """Loaders read every supported layout and name the file, line and problem of a malformed one."""
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from cott.data import DataError, Example, load_clinc150, load_jsonl, load_tacred, load_wos
+from cott.data import DataError, Example, load_clinc150, load_clinc150_out_of_scope, load_jsonl, load_tacred, load_wos
 from cott.examples import Examples
 from helpers import needs_data
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_generic_jsonl_errors_name_file_and_line(tmp_path):
@@ -24,9 +31,47 @@ def test_generic_jsonl_errors_name_file_and_line(tmp_path):
         load_jsonl(f, "train")
     with pytest.raises(DataError, match="file not found"):
         load_jsonl(tmp_path / "missing.jsonl", "train")
+    with pytest.raises(ValueError, match=r"^unknown split 'dev'; expected one of \('train', 'val', 'test'\)$"):
+        load_jsonl(f, "dev")
     f.write_text('{"text": "a cat", "step": "animal", "label": "cat"}\n')  # fixed: read, nothing left of the errors
     assert [e.label for e in load_jsonl(f, "train")] == ["cat"]
 
+
+def test_generic_jsonl_says_which_field_of_which_line_is_wrong(tmp_path):
+    f = tmp_path / "train.jsonl"
+    good = '{"text": "a cat", "step": "animal", "label": "cat"}'
+    for bad, problem in [('{"step": "animal", "label": "cat"}', "missing field 'text'"),
+                         ('{"text": "a cat", "step": "animal"}', "missing field 'label'"),
+                         ('{"text": "a cat", "step": "animal", "label": 3}', "field 'label' should be str, got int"),
+                         ('{"text": ["a cat"], "step": "animal", "label": "cat"}', "field 'text' should be str, got list"),
+                         ('{"text": "a cat", "step": 3, "label": "cat"}', "field 'step' should be .*, got int"),
+                         ('{"text": "a cat", "step": [], "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('{"text": "a cat", "step": "", "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('{"text": "a cat", "step": ["animal", ""], "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('{"text": "a cat", "step": ["animal", 2], "label": "cat"}', "step should be a non-empty string or a list of them"),
+                         ('["a cat", "animal", "cat"]', "expected a JSON object, got list"),
+                         ('{"text": "a cat", "step": "animal", "label": "cat",}', r"invalid JSON: Expecting property name enclosed in double quotes \(column 52\)")]:
+        f.write_text(f"{good}\n\n  \n{bad}\n")  # blank lines are skipped, and counted
+        with pytest.raises(DataError, match=rf"^{re.escape(str(f))}, line 4: {problem}$"):
+            load_jsonl(f, "train")
+    f.write_bytes(good.encode() + b"\n" + '{"text": "caf\u00e9"}'.encode("latin-1") + b"\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(f))}: not UTF-8 text \(invalid continuation byte\)$"):
+        load_jsonl(f, "train")
+    f.write_text('{"sentence": "a bus", "step": "vehicle", "label": "bus"}\n' + good + "\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(f))}, line 2: missing field 'sentence'$"):  # the source's column name
+        load_jsonl(f, "train", "text=sentence")
+
+
+def test_a_folder_holds_each_split_as_one_table(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "a cat", "step": "animal", "label": "cat"}\n')
+    (tmp_path / "train.csv").write_text("text,step,label\na bus,vehicle,bus\n")  # JSON lines come first
+    (tmp_path / "val.csv").write_text("text,step,label\na bus,vehicle,bus\n")
+    assert [e.label for e in load_jsonl(tmp_path, "train")] == ["cat"]
+    assert [e.label for e in load_jsonl(tmp_path, "val")] == ["bus"]
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}: no test file \(looked for test.jsonl, test.csv, test.parquet\)$"):
+        load_jsonl(tmp_path, "test")
+    (tmp_path / "UPPER.CSV").write_text("text,step,label\na van,vehicle,van\n")  # the suffix in any case
+    assert [e.label for e in load_jsonl(tmp_path / "UPPER.CSV", "train")] == ["van"]
 
 def test_generic_jsonl_multi_part_step(tmp_path):
     f = tmp_path / "x.jsonl"
@@ -68,8 +113,15 @@ def test_clinc_errors(tmp_path):
     (tmp_path / "data_full.json").write_text(json.dumps({"train": [["what is my balance", "balance"], ["hi", "greeting"]]}))
     with pytest.raises(DataError, match=r"train\[1\]: intent 'greeting' is not in domains.json"):
         load_clinc150(tmp_path, "train")
-    with pytest.raises(DataError, match="no 'test' split"):
+    with pytest.raises(DataError, match=r"data_full.json: no 'test' split \(keys: \['train'\]\)$"):
         load_clinc150(tmp_path, "test")
+    with pytest.raises(DataError, match=r"data_full.json: no 'oos_test' split$"):
+        load_clinc150_out_of_scope(tmp_path, "test")
+    with pytest.raises(DataError, match=r"absent.json: file not found$"):
+        load_clinc150_out_of_scope(tmp_path / "absent.json", "test")
+    (tmp_path / "data_full.json").write_text('{"train": [\n  ["what is my balance", "balance"],\n  ["hi" "greeting"]\n]}')
+    with pytest.raises(DataError, match=r"data_full.json, line 3: invalid JSON: Expecting ',' delimiter \(column 9\)$"):
+        load_clinc150(tmp_path, "train")
 
 
 def test_wos_tsv_split_and_errors(tmp_path):
@@ -84,6 +136,103 @@ def test_wos_tsv_split_and_errors(tmp_path):
     with pytest.raises(DataError, match="line 1: header lacks column 'area'"):
         load_wos(f, "train")
 
+
+
+def test_wos_tsv_malformed_files_name_the_file_and_row(tmp_path):
+    f = tmp_path / "Data.txt"
+    header = "Domain\tarea\tAbstract\n"
+    f.write_text(header + "CS\tML\tabstract one\nCS\tML\n")  # the second data row lacks a column: line 3
+    with pytest.raises(DataError, match=r"Data.txt, line 3: expected 3 tab-separated columns, found 2"):
+        load_wos(f, "train")
+    f.write_text(header + "CS\tML\n")
+    with pytest.raises(DataError, match=r"Data.txt, line 2: expected 3"):
+        load_wos(f, "train")
+    f.write_text("")
+    with pytest.raises(DataError, match=r"Data.txt: empty file$"):
+        load_wos(f, "train")
+    f.write_bytes(header.encode() + b"CS\tML\tcaf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(DataError, match=r"Data.txt: not UTF-8 text \(invalid continuation byte\)$"):
+        load_wos(f, "train")
+    f.write_text("Y1\tarea\n0\tML\n")
+    with pytest.raises(DataError, match=r"Data.txt, line 1: header lacks column 'Domain'"):
+        load_wos(f, "train")
+
+
+def test_wos_tsv_keeps_line_breaks_quoted_in_an_abstract(tmp_path):
+    """The csv module reads the raw line ends: a quoted abstract keeps its Windows line break as written."""
+    f = tmp_path / "Data.txt"
+    f.write_bytes(b'Domain\tarea\tAbstract\r\n' + b''.join(b'CS\tML\t"part %d\r\nnext"\r\n' % i for i in range(5)))
+    texts = {e.fields["text"] for s in ("train", "val", "test") for e in load_wos(f, s)}
+    assert texts == {f"part {i}\r\nnext" for i in range(5)}
+
+
+def test_wos_jsonl_errors_name_the_file_and_line(tmp_path):
+    f = tmp_path / "wos_train.json"
+    good = json.dumps({"doc_token": "an abstract", "doc_label": ["CS", "ML"]})
+    for bad, problem in [({"doc_label": ["CS", "ML"]}, "missing field 'doc_token'"),
+                         ({"doc_token": "t"}, "missing field 'doc_label'"),
+                         ({"doc_token": "t", "doc_label": "CS"}, "field 'doc_label' should be list, got str"),
+                         ({"doc_token": "t", "doc_label": ["CS"]}, r"doc_label should be \[domain, area\]"),
+                         ({"doc_token": "t", "doc_label": ["CS", 3]}, r"doc_label should be \[domain, area\]"),
+                         ({"doc_token": "t", "doc_label": ["CS", "ML", "x"]}, r"doc_label should be \[domain, area\]")]:
+        f.write_text(good + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(DataError, match=rf"wos_train.json, line 2: {problem}$"):
+            load_wos(tmp_path, "train")
+    f.write_text(good + "\n")
+    assert [(e.step, e.label) for e in load_wos(tmp_path, "train")] == [(("CS",), "ML")]
+
+
+def test_tacred_errors_name_the_item_of_a_json_list(tmp_path):
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps([_tacred_row(), ["not", "an", "object"]]))
+    with pytest.raises(DataError, match=r"train.json, line 2: expected a JSON object$"):
+        load_tacred(f, "train")
+    f.write_text(json.dumps([_tacred_row(), _tacred_row(subj_start="0")]))
+    with pytest.raises(DataError, match=r"train.json, line 2: field 'subj_start' should be int, got str"):
+        load_tacred(f, "train")
+    for field in ("subj_type", "obj_type", "obj_end"):
+        f.write_text(json.dumps([{k: v for k, v in _tacred_row().items() if k != field}]))
+        with pytest.raises(DataError, match=rf"train.json, line 1: missing field '{field}'"):
+            load_tacred(f, "train")
+
+
+def test_tacred_multi_token_subject(tmp_path):
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps([_tacred_row(token=["Ada", "King", "works", "for", "Acme"], subj_end=1, obj_start=4, obj_end=4)]))
+    ex = load_tacred(f, "train")[0]
+    assert (ex.fields["subj"], ex.fields["obj"]) == ("Ada King", "Acme")
+    assert ex.fields["marked"] == "@ Ada King @ works for # Acme #"
+
+
+LOAD_UNDER_ASCII_LOCALE = """
+import json, sys
+from pathlib import Path
+from cott.data import load_clinc150, load_jsonl, load_tacred, load_wos
+from cott.table import read_rows
+d = Path(sys.argv[1])
+loaded = [load_wos(d / "Data.txt", "test"), load_wos(d, "train"), load_clinc150(d, "train"), load_tacred(d / "rel.json", "train"),
+          load_jsonl(d / "train.jsonl", "train")]
+texts = [e.fields["text"] for examples in loaded for e in examples] + [r["text"] for f in ("a.json", "b.csv") for r in read_rows(d / f)]
+print(json.dumps(texts))
+"""
+
+
+def test_data_files_read_as_utf8_whatever_the_locale(tmp_path):
+    """Each loader names its encoding: under an ASCII locale (LC_ALL=C, no UTF-8 mode), non-ASCII text still reads."""
+    word = "caf\u00e9 \u00fcber"
+    (tmp_path / "Data.txt").write_text(f"Domain\tarea\tAbstract\nCS\tML\t{word}\n", encoding="utf-8")
+    (tmp_path / "wos_train.json").write_text(json.dumps({"doc_token": word, "doc_label": ["CS", "ML"]}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "domains.json").write_text(json.dumps({"d\u00e9": ["\u00e9"]}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "data_full.json").write_text(json.dumps({"train": [[word, "\u00e9"]]}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "rel.json").write_text(json.dumps([_tacred_row(token=word.split(), obj_start=1, obj_end=1)], ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "train.jsonl").write_text(json.dumps({"text": word, "step": "s", "label": "l"}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "a.json").write_text(json.dumps([{"text": word}], ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "b.csv").write_text(f"text,not\u00e9\n{word},n\n", encoding="utf-8")
+    env = os.environ | {"PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C", "LANG": "C"}
+    out = subprocess.run([sys.executable, "-c", LOAD_UNDER_ASCII_LOCALE, str(tmp_path)], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == [word] * 7
 
 # The real datasets load as Examples (memory-mapped Arrow rows) holding what the list loaders held, in their order.
 def test_real_clinc150():

@@ -89,11 +89,14 @@ def test_read_rows_formats_and_limits(tmp_path):
         read_rows(tmp_path / "h.csv")
 
 
+ONE_TEXT_PER_ITEM = r'^Every item of the JSON array must be an object with a "text" field\.$'
+
+
 @pytest.mark.parametrize("content, texts, batch_error, rows_error", [
     ('[{"text": "a", "label": "x"}, {"text": "b"}]', ["a", "b"], None, None),
-    ('[{"text": "a"}, {"text": ', None, "The file is not valid JSON", "not valid JSON"),
-    ('[{"text": "a"}, 7]', None, "Every item of the JSON array", "must be an array of objects"),
-    ('[{"text": "a"}, {"sentence": "b"}]', None, "Every item of the JSON array", 'the "text" cell is empty'),
+    ('[{"text": "a"}, {"text": ', None, r"^The file is not valid JSON \(", r"up.json: not valid JSON \("),
+    ('[{"text": "a"}, 7]', None, ONE_TEXT_PER_ITEM, r"up.json: a JSON file must be an array of objects, or one object per line$"),
+    ('[{"text": "a"}, {"sentence": "b"}]', None, ONE_TEXT_PER_ITEM, r'up.json, line 2: the "text" cell is empty$'),
 ])
 def test_one_json_array_reader_for_both_upload_tabs(tmp_path, content, texts, batch_error, rows_error):
     """cott.table.json_objects reads a JSON array for read_rows (the Experiment tab) and the Batch tab's files; each

@@ -16,7 +16,7 @@ import time
 import cott.data
 import cott.hub
 
-from cott.data import DataError, Example, column_names, load_clinc150, load_jsonl, load_tacred, load_wos, sample
+from cott.data import DataError, Example, column_names, is_hub_id, load_clinc150, load_jsonl, load_tacred, load_wos, sample
 from cott.examples import Examples, TextsOf, collect
 from helpers import ROOT, toy_examples
 from train.cli import settings
@@ -111,6 +111,9 @@ def test_rows_round_trip_exactly(cache):
     _assert_memory_mapped(examples, cache)
     empty = collect(lambda: iter(()), {"test": "empty"})
     assert isinstance(empty, Examples) and len(empty) == 0 and list(empty) == []
+    # the repr says how many rows and where they live: the cache file(s), or in memory (no rows to cache)
+    assert repr(examples) == f"Examples(3 rows, {[examples.dataset.cache_files[0]['filename']]})"
+    assert str(cache) in repr(examples) and repr(empty) == "Examples(0 rows, in memory)"
 
 
 def test_sample_keeps_its_subset_and_order_and_kind(tmp_path):
@@ -137,6 +140,11 @@ def test_the_cache_follows_the_file_and_the_parser_and_is_reused_while_they_are_
     os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert load_jsonl(f, "train")[0].label == "horse"
     assert load_jsonl(f, "train", columns={"label": "text"})[0].label == "a horse"  # the options are in the key
+    twin = tmp_path / "twin" / "train.jsonl"  # another file of the same size and time: its own rows
+    twin.parent.mkdir()
+    twin.write_text(f.read_text().replace("horse", "zebra"))
+    os.utime(twin, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_jsonl(twin, "train")[0].label == "zebra" and load_jsonl(f, "train")[0].label == "horse"
     parsed, read = [], cott.data._read_jsonl
     monkeypatch.setattr(cott.data, "_read_jsonl", lambda path: parsed.append(path) or read(path))
     assert load_jsonl(f, "train")[0].label == "horse" and parsed == []  # from the cache
@@ -161,9 +169,25 @@ def test_column_names():
     assert column_names() == {"text": "text", "step": "step", "label": "label"}
     assert column_names(" text = utterance, label=intent ") == {"text": "utterance", "step": "step", "label": "intent"}
     assert column_names({"step": "domain"})["step"] == "domain"
-    for bad in ("text", "text=a=b", "text=", "txt=a"):
-        with pytest.raises(ValueError):
+    for bad in ("text", "text=a=b", "text=", "=a", "label=intent,text"):
+        with pytest.raises(ValueError, match=rf"^columns '{bad}': expected ours=theirs pairs such as text=utterance,label=intent$"):
             column_names(bad)
+    with pytest.raises(ValueError, match=r"^unknown column txt, x: the generic task reads text, step, label$"):
+        column_names("x=a,txt=b,label=c")
+    with pytest.raises(ValueError, match=r"^unknown column intent: the generic task reads text, step, label$"):
+        column_names({"intent": "label"})
+
+
+def test_which_names_are_hub_datasets(tmp_path, monkeypatch):
+    """A string naming no local file or folder, in the Hub's id form, and not a data file's name."""
+    for name in ("intents", "someone/intents", "someone/intents:plus", "some-one/in_tents.v2"):
+        assert is_hub_id(name), name
+    for name in ("missing.jsonl", "missing.csv", "missing.parquet", "missing.json", "Data.txt", "wos.tsv", "DATA.TXT",
+                 "Train.JSON", "a/b/c", "some one/intents", "-intents", "someone/intents:", ""):
+        assert not is_hub_id(name), name
+    (tmp_path / "intents").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert not is_hub_id("intents") and not is_hub_id(tmp_path / "nothing")  # a local folder; a Path is never an id
 
 
 def test_the_columns_flag(tmp_path, capsys):
@@ -209,7 +233,7 @@ def test_a_hub_dataset_with_a_column_mapping(tmp_path, cache, monkeypatch):
     assert calls == [("someone/intents", {"cache_dir": str(cache)})]  # no trust_remote_code, the test's cache
     with pytest.raises(DataError, match=r"someone/intents \[validation\], row 2: missing field 'label'"):
         load_jsonl("someone/intents", "val", names)  # validation is our val; a -1 class label is no label
-    with pytest.raises(DataError, match="no test split on the Hub .*it has train, validation"):
+    with pytest.raises(DataError, match=r"^someone/intents: no test split on the Hub \(looked for test; it has train, validation\)$"):
         load_jsonl("someone/intents", "test", names)
     with pytest.raises(DataError, match=r'\[train\]: no "category" column \(found: utterance, domain, intent, text\)'):
         load_jsonl("someone/intents", "train", "text=utterance,step=domain,label=category")
@@ -262,6 +286,12 @@ def test_a_hub_configuration_and_an_unreachable_hub(tmp_path, cache, monkeypatch
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setattr(cott.hub, "_reachable", _REAL_REACHABLE)
     started = time.perf_counter()
-    with pytest.raises(DataError, match=r"could not be reached within 3 s: check the network, or set HF_HUB_OFFLINE=1"):
+    with pytest.raises(DataError, match=r"^someone/other: not a local file or folder, and the Hugging Face Hub "
+                                        r"\(http://127.0.0.1:9\) could not be reached within 3 s: check the network, "
+                                        r"or set HF_HUB_OFFLINE=1 to read a cached copy$"):
         load_jsonl("someone/other", "train")
     assert time.perf_counter() - started < 10 and len(calls) == 1  # no retries, and load_dataset never called
+    monkeypatch.delenv("HF_ENDPOINT")  # the message names the public Hub unless HF_ENDPOINT says otherwise
+    monkeypatch.setattr(cott.hub, "_reachable", lambda: False)
+    with pytest.raises(DataError, match=r"the Hugging Face Hub \(https://huggingface.co\) could not be reached"):
+        load_jsonl("someone/other", "train")

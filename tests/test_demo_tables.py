@@ -83,11 +83,45 @@ def _upload(tmp_path, name, data: bytes):
 def test_batch_files_are_read_as_a_spreadsheet_or_editor_writes_them(tmp_path):
     got = _upload(tmp_path, "a.csv", "\ufeffText,Score\nwhat is my balance,1\n\nbook a flight\n".encode("utf-8"))
     assert got == [{"text": "what is my balance", "Score": "1"}, {"text": "book a flight", "Score": ""}]
-    lines = _upload(tmp_path, "b.jsonl", b'{"text": "a", "meta": {"k": [1]}, "n": 2}\n\n{"text": "b"}\n')
-    assert lines == [{"text": "a", "meta": '{"k": [1]}', "n": 2}, {"text": "b"}]
+    lines = _upload(tmp_path, "b.jsonl", '{"text": "a", "meta": {"k": [1], "city": "Z\u00fcrich"}, "n": 2}\n\n{"text": "b"}\n'.encode())
+    assert lines == [{"text": "a", "meta": '{"k": [1], "city": "Z\u00fcrich"}', "n": 2}, {"text": "b"}]  # as written
     with pytest.raises(InputError, match="Line 2 is not valid JSON"):
         _upload(tmp_path, "c.jsonl", b'{"text": "a"}\n{"text": \n')
 
+
+def test_an_upload_is_found_in_whichever_form_the_ui_gives_it():
+    class Upload:
+        name = "/tmp/up.csv"
+
+    assert files.upload_path("/tmp/a.csv") == "/tmp/a.csv"
+    assert files.upload_path(Upload()) == "/tmp/up.csv"
+    assert files.upload_path({"path": "/tmp/b.jsonl", "orig_name": "b.jsonl"}) == "/tmp/b.jsonl"
+    for nothing in (None, "", {}):
+        with pytest.raises(InputError, match=r'^Upload a CSV \(column "text"\) or JSON-lines \(\{"text": \.\.\.\}\) file first\.$'):
+            files.upload_path(nothing)
+
+
+@pytest.mark.parametrize("name, data, says", [
+    ("a.csv", b"text\x00\nhi\n", r'^The file looks binary; upload a UTF-8 CSV \(column "text"\) or JSON-lines \(\{"text": \.\.\.\}\) file\.$'),
+    ("a.csv", b"text\ncaf\xe9\n", r"^The file is not UTF-8 text \(byte 8\); save it as UTF-8 CSV or JSON-lines\.$"),
+    ("a.csv", b" \n\t\n", r"^The file is empty\.$"),
+    ("a.csv", b"text,label\n", r"^The file has no rows\.$"),
+    ("a.csv", b"Sentence,label\nhi,x\n", r'^The CSV has no "text" column \(found: Sentence, label\)\. Add a header row with a "text" column\.$'),
+    ("a.jsonl", b'{"text": "a"}\n{"sentence": "b"}\n', r'^Line 2 has no "text" field; each line must be like \{"text": "\.\.\."\}\.$'),
+    ("a.jsonl", b'{"text": "a"}\n["b"]\n', r'^Line 2 has no "text" field'),
+])
+def test_a_batch_file_that_cannot_be_read_says_why(tmp_path, name, data, says):
+    with pytest.raises(InputError, match=says):
+        _upload(tmp_path, name, data)
+
+
+def test_a_batch_files_format_is_told_by_its_name_then_its_first_character(tmp_path):
+    assert _upload(tmp_path, "rows.txt", b'{"text": "a"}\n') == [{"text": "a"}]  # JSON lines without the suffix
+    assert _upload(tmp_path, "rows", b'[{"text": "a"}]') == [{"text": "a"}]  # a JSON array
+    assert _upload(tmp_path, "rows.json", b'{"text": "a"}\n{"text": "b"}\n') == [{"text": "a"}, {"text": "b"}]
+    assert _upload(tmp_path, "rows.csv", b'text\n[not json\n') == [{"text": "[not json"}]  # a .csv is a CSV
+    assert _upload(tmp_path, "rows.txt", b'TEXT, ,n\nhi\nyo,x,1\n') == [  # a header in any case, a short row padded
+        {"text": "hi", "column 2": "", "n": ""}, {"text": "yo", "column 2": "x", "n": "1"}]
 
 def test_a_batch_file_may_hold_exactly_the_row_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(files, "BATCH_MAX_ROWS", 3)

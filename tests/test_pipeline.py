@@ -108,9 +108,17 @@ def test_marked_relation_inputs():
     for bad, msg in [("Ada works for Acme", "no subject"), ("[[Ada]] works for Acme", "no object"),
                      ("[[Ada]] and [[Bob]] work for {{Acme}}", "exactly once"),
                      ("[[Ada {{works]] for}}", "overlap or are nested"), ("[[ ]] works for {{Acme}}", "empty"),
-                     ("]]Ada[[ works for {{Acme}}", "closed before")]:
+                     ("]]Ada[[ works for {{Acme}}", "closed before"),
+                     ("[[Ada works for {{Acme}}", "the subject must be marked exactly once"),  # unclosed
+                     ("[[Ada [[Bob]] work for {{Acme}}", "the subject must be marked exactly once"),
+                     ("[[Ada]] works for {{Acme}} }}", "the object must be marked exactly once")]:
         with pytest.raises(ValueError, match=msg):
             parse_marked(bad)
+    # marks may touch (text without spaces, e.g. Chinese); extra brackets stay in the text
+    assert parse_marked("[[马云]]{{阿里巴巴}}创始人")["marked"] == "@ 马云 @ # 阿里巴巴 # 创始人"
+    assert parse_marked("{{阿里巴巴}}[[马云]]")["marked"] == "# 阿里巴巴 # @ 马云 @"
+    assert parse_marked("[[[Ada]]] works for {{Acme}}") == {
+        "text": "[Ada] works for Acme", "subj": "[Ada", "obj": "Acme", "marked": "@ [Ada @ ] works for # Acme #"}
 
 
 def test_every_relation_input_marks_the_same_mentions():
@@ -123,6 +131,17 @@ def test_every_relation_input_marks_the_same_mentions():
     assert mark_mentions(" ".join(tokens), "Ada", "Acme") == want  # a dict input: the first occurrences
     assert mark_mentions("Ada met Ada .", "Ada", "Ada") == "@ Ada @ met # Ada # ."  # the object avoids the subject
     assert mark_mentions("Ada works .", "Ada", "Zed") == "@ Ada @ works ."  # a mention not in the text stays unmarked
+
+
+def test_a_mention_is_marked_at_its_first_occurrence_clear_of_the_subject():
+    """The object is the first occurrence that does not overlap the subject's span, even one touching it (text
+    without spaces, e.g. Chinese); an empty mention marks nothing."""
+    assert mark_mentions("马云阿里巴巴创始人", "马云", "阿里巴巴") == "@ 马云 @ # 阿里巴巴 # 创始人"  # starts where it ends
+    assert mark_mentions("阿里巴巴马云", "马云", "阿里巴巴") == "# 阿里巴巴 # @ 马云 @"  # ends where it starts
+    assert mark_mentions("Ada met Ada and Ada .", "Ada", "Ada") == "@ Ada @ met # Ada # and Ada ."  # the second, not the last
+    assert mark_mentions("xaaa", "xa", "aa") == "@ xa @ # aa #"  # "aa" at 1 overlaps, the one at 2 does not
+    assert mark_mentions("Ada works .", "", "Ada") == "# Ada # works ."
+    assert mark_mentions("Ada works .", "Ada", "") == "@ Ada @ works ."
 
 
 @pytest.fixture(scope="module")
