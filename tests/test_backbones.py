@@ -104,24 +104,42 @@ def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, ti
         (folder / "model.safetensors").write_bytes((tiny_bert / "model.safetensors").read_bytes())
         _edit_weights(folder, drop=["cls.predictions.transform.dense.weight"])
         odd, fresh_head = "cls.predictions.transform.dense.weight", False
+        why = "missing from the checkpoint, initialised at random"
     else:
         folder = _headless(tmp_path / "model", config)
         if case == "encoder weight missing":
             _edit_weights(folder, drop=["encoder.layer.1.output.dense.weight"])
             odd = "bert.encoder.layer.1.output.dense.weight"
+            why = "missing from the checkpoint, initialised at random"
         else:
             _edit_weights(folder, add=["encoder.layer.1.adapter.weight"])
             odd = "encoder.layer.1.adapter.weight"
+            why = "in the checkpoint but not in the model, ignored"
         fresh_head = True
 
     _, ours, hf, terminal = _load(lambda: load_masked_lm(str(folder)), caplog, capfd)
 
     warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and odd in warnings[0], [r.getMessage() for r in ours]
+    assert warnings[0].endswith(f"1 weight {why}: {odd}")  # one weight, named alone: no "and N more"
     assert "pooler" not in warnings[0]  # the unused pooler is expected, even beside an odd weight
     # the expected part (a fresh head) is still said in our words; a half-missing head is not "no head"
     assert any("no MLM head" in r.getMessage() for r in ours) == fresh_head
     assert not any(word in terminal for word in ("LOAD REPORT", "Loading weights")), terminal
+
+
+def test_a_warning_names_twelve_odd_weights_and_counts_the_rest(tiny_bert, tmp_path, caplog, capfd):
+    """Many odd weights: the warning counts them all, names the first twelve (sorted) and says how many more."""
+    folder = _headless(tmp_path / "model", BertConfig.from_pretrained(tiny_bert))
+    extra = sorted(f"encoder.layer.1.adapter{i:02d}.weight" for i in range(14))
+    _edit_weights(folder, add=extra)
+
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(folder)), caplog, capfd)
+
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in ours]
+    assert warnings[0].endswith(
+        "14 weights in the checkpoint but not in the model, ignored: " + ", ".join(extra[:12]) + " and 2 more")
 
 
 def test_a_shipped_delta_checkpoint_loads_without_a_line(caplog, capfd):
