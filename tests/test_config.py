@@ -1,6 +1,7 @@
 """The typed checkpoint config: old cott.json files read unchanged, each default in one place, bad values refused."""
 import dataclasses
 import json
+from types import MappingProxyType
 
 import pytest
 
@@ -33,6 +34,19 @@ def test_a_record_with_only_the_required_keys_takes_the_defaults():
     nulls = typed_config(training=None, metrics=None, step_answers=None)  # null in an old record: empty
     assert (nulls.training, nulls.metrics, nulls.step_answers) == ({}, {}, {})
     assert typed_config(note="kept").to_json()["note"] == "kept"  # a key this library does not know is kept
+
+
+def test_to_json_writes_every_table_as_plain_dicts_of_its_own():
+    """A table given as any mapping (here read-only views) comes back from to_json as plain dicts, nested ones too:
+    json can write them, and changing the record leaves the frozen config as it was."""
+    training = MappingProxyType({"lr": 1e-5, "command": MappingProxyType({"seed": 1})})
+    config = typed_config(training=training, calibration=MappingProxyType({"step_temperature": 1.5}))
+    record = config.to_json()
+    assert type(record["training"]) is dict and type(record["training"]["command"]) is dict
+    assert type(record["calibration"]) is dict
+    assert json.loads(json.dumps(record))["training"] == {"lr": 1e-5, "command": {"seed": 1}}
+    record["training"]["command"]["seed"] = 2
+    assert config.training["command"]["seed"] == 1
 
 
 def test_the_step_answer_table_is_recorded_or_the_hierarchy_inverted():
