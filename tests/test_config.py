@@ -49,6 +49,12 @@ def test_to_json_writes_every_table_as_plain_dicts_of_its_own():
     assert config.training["command"]["seed"] == 1
 
 
+def test_a_whole_step_temperature_is_read_and_written_as_a_float():
+    config = typed_config(step_temperature=2)
+    assert type(config.step_temperature) is float and config.step_temperature == 2.0
+    assert json.dumps(config.to_json()["step_temperature"]) == "2.0"
+
+
 def test_the_step_answer_table_is_recorded_or_the_hierarchy_inverted():
     inverted = typed_config(hierarchy={"dog": "animal", "cat": "animal", "bus": "vehicle"})
     assert inverted.step_answers == {"animal": ["cat", "dog"], "vehicle": ["bus"]}
@@ -71,6 +77,8 @@ def test_the_config_is_frozen():
     ("max_length", 0, "max_length must be a positive whole number, not 0"),
     ("max_length", "64", "max_length must be a positive whole number, not '64'"),
     ("step_temperature", -1, "step_temperature must be a positive number, not -1"),
+    ("step_temperature", float("inf"), "step_temperature must be a positive number, not inf"),
+    ("step_temperature", True, "step_temperature must be a positive number, not True"),
 ])
 def test_bad_values_are_refused_naming_the_key(key, value, message):
     with pytest.raises(ValueError) as err:
