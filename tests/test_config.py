@@ -1,6 +1,7 @@
 """The typed checkpoint config: old cott.json files read unchanged, each default in one place, bad values refused."""
 import dataclasses
 import json
+from types import MappingProxyType
 
 import pytest
 
@@ -35,6 +36,25 @@ def test_a_record_with_only_the_required_keys_takes_the_defaults():
     assert typed_config(note="kept").to_json()["note"] == "kept"  # a key this library does not know is kept
 
 
+def test_to_json_writes_every_table_as_plain_dicts_of_its_own():
+    """A table given as any mapping (here read-only views) comes back from to_json as plain dicts, nested ones too:
+    json can write them, and changing the record leaves the frozen config as it was."""
+    training = MappingProxyType({"lr": 1e-5, "command": MappingProxyType({"seed": 1})})
+    config = typed_config(training=training, calibration=MappingProxyType({"step_temperature": 1.5}))
+    record = config.to_json()
+    assert type(record["training"]) is dict and type(record["training"]["command"]) is dict
+    assert type(record["calibration"]) is dict
+    assert json.loads(json.dumps(record))["training"] == {"lr": 1e-5, "command": {"seed": 1}}
+    record["training"]["command"]["seed"] = 2
+    assert config.training["command"]["seed"] == 1
+
+
+def test_a_whole_step_temperature_is_read_and_written_as_a_float():
+    config = typed_config(step_temperature=2)
+    assert type(config.step_temperature) is float and config.step_temperature == 2.0
+    assert json.dumps(config.to_json()["step_temperature"]) == "2.0"
+
+
 def test_the_step_answer_table_is_recorded_or_the_hierarchy_inverted():
     inverted = typed_config(hierarchy={"dog": "animal", "cat": "animal", "bus": "vehicle"})
     assert inverted.step_answers == {"animal": ["cat", "dog"], "vehicle": ["bus"]}
@@ -57,6 +77,8 @@ def test_the_config_is_frozen():
     ("max_length", 0, "max_length must be a positive whole number, not 0"),
     ("max_length", "64", "max_length must be a positive whole number, not '64'"),
     ("step_temperature", -1, "step_temperature must be a positive number, not -1"),
+    ("step_temperature", float("inf"), "step_temperature must be a positive number, not inf"),
+    ("step_temperature", True, "step_temperature must be a positive number, not True"),
 ])
 def test_bad_values_are_refused_naming_the_key(key, value, message):
     with pytest.raises(ValueError) as err:

@@ -1,6 +1,7 @@
 """Dynamic int8 quantisation (cott.quantization): only the encoder's linear layers change, answers stay close to the
 float model's, CPU only, and every route to it (pipeline, train.evaluate, the app's COTT_QUANTIZE) really applies it."""
 import json
+import sys
 
 import pytest
 import torch
@@ -45,6 +46,14 @@ def test_quantize_refuses_an_unknown_kind_and_a_model_off_the_cpu(tiny_bert, toy
         quantize(model, "int4")
     with pytest.raises(ValueError, match="CPU only"):
         quantize(model.to("meta"), "int8")
+
+
+def test_a_torch_without_dynamic_quantisation_says_to_serve_without_it(tiny_bert, toy_data, monkeypatch):
+    model, _ = toy_model(tiny_bert, toy_data)
+    monkeypatch.setitem(sys.modules, "torch.ao.quantization", None)  # importing it now raises ImportError
+    with pytest.raises(RuntimeError, match=r"has no torch\.ao\.quantization\.quantize_dynamic; serve without quant"):
+        quantize(model, "int8")
+    assert _quantised_linears(model) == (0, 6 * model.masked_lm().config.num_hidden_layers)
 
 
 def test_pipeline_evaluate_and_the_app_apply_it(tiny_bert, toy_data, tmp_path, monkeypatch):

@@ -156,7 +156,7 @@ def test_the_main_text_is_tokenized_as_running_text_after_what_precedes_it(token
     assert [enc.input_ids[p] for p in enc.text_pos] == tokenizer.encode(before + text, add_special_tokens=False)
 
 
-@pytest.mark.parametrize("before, after", [(40, 40), (40, 3), (3, 40)])
+@pytest.mark.parametrize("before, after", [(40, 40), (40, 3), (3, 40), (40, 0), (0, 40)])
 def test_a_cut_text_keeps_the_mention_in_the_middle_of_its_window(tiny_bert, before, after):
     """Around a single mention the kept tokens are shared evenly before and after it (as far as the text allows)."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
