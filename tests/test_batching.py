@@ -135,8 +135,10 @@ def test_a_batch_lives_on_the_models_device_and_is_cut_to_128_tokens_by_default(
     batch = TrainingBatcher(model, step2=True)(long, random.Random(0))  # the tiny BERT has 128 positions
     assert batch["input_ids"].shape == (6, 128)
     model.to("meta")
-    batch = TrainingBatcher(model, 48)(examples[:N], random.Random(0))
+    table = {s: [examples[0].label] for s in model.step.labels}
+    batch = TrainingBatcher(model, 48, step_answers=table)(examples[:N], random.Random(0))
     assert {k: v.device.type for k, v in batch.items()} == {k: "meta" for k in batch}
+    assert "counterfactual_allowed" in batch
     assert batch["answer"].dtype == batch["step"].dtype == torch.long
 
 
