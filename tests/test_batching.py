@@ -52,6 +52,19 @@ def test_rows_left_out_for_ablations_and_single_step_models(toy, tiny_bert, toy_
     assert single["answer"].tolist() == [prompt.answer.index(e.label) for e in examples[:N]]
 
 
+def test_allowed_answers_come_only_with_counterfactual_rows(toy, tiny_bert, toy_data):
+    """The step-answer table is read only when the batch has counterfactual rows for the step-following term."""
+    model, examples = toy
+    table = {s: [examples[0].label] for s in model.step.labels}
+    with_rows = TrainingBatcher(model, 48, step_answers=table)(examples[:N], random.Random(0))
+    assert with_rows["counterfactual_allowed"].shape == (N, len(model.answer.labels))
+    for batcher in (TrainingBatcher(model, 48, counterfactual=False, step_answers=table),
+                    TrainingBatcher(model, 48, step2=False, step_answers=table),
+                    TrainingBatcher(toy_model(tiny_bert, toy_data, method="prompt")[0], 48, step_answers=table)):
+        assert batcher.allowed is None
+        assert "counterfactual_allowed" not in batcher(examples[:N], random.Random(0))
+
+
 def _counterfactual_steps(model, batch, n):
     words = {model.step_phrase((s,))[0]: s for s in model.step.labels}
     return [next(s for w, s in words.items() if f"is {w}" in _text(model, batch["input_ids"][2 * n + i])) for i in range(n)]
@@ -122,8 +135,10 @@ def test_a_batch_lives_on_the_models_device_and_is_cut_to_128_tokens_by_default(
     batch = TrainingBatcher(model, step2=True)(long, random.Random(0))  # the tiny BERT has 128 positions
     assert batch["input_ids"].shape == (6, 128)
     model.to("meta")
-    batch = TrainingBatcher(model, 48)(examples[:N], random.Random(0))
+    table = {s: [examples[0].label] for s in model.step.labels}
+    batch = TrainingBatcher(model, 48, step_answers=table)(examples[:N], random.Random(0))
     assert {k: v.device.type for k, v in batch.items()} == {k: "meta" for k in batch}
+    assert "counterfactual_allowed" in batch
     assert batch["answer"].dtype == batch["step"].dtype == torch.long
 
 

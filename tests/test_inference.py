@@ -189,6 +189,15 @@ def test_max_length_cuts_every_prompt_of_both_passes_and_the_sweep(model):
     assert _prompt_lengths(model, lambda: answer_given_steps(model, [(long, ["person", "location"])], 40)) == [40]
 
 
+def test_a_forced_step_that_overflows_only_the_step_two_prompt_flags_its_input(model, inputs):
+    """Step I fits in max_length, but the words of a long forced step push the Step II prompt past it."""
+    x = inputs[0]
+    fits = len(model.template.encode(model.tokenizer, x, None, 10_000).input_ids)  # the known steps are one token each
+    long_step = ["person person person", "location"]
+    assert len(model.template.encode(model.tokenizer, x, long_step, 10_000).input_ids) > fits
+    assert reason(model, [x, x], [None, long_step], max_length=fits)["truncated"] == [False, True]
+
+
 def test_one_step_unless_top_k_asks_for_more(model, inputs):
     res = reason(model, inputs)
     assert res["topk"].shape == (len(inputs), 1) and "p_marginal" not in res and "p_answer_topk" not in res

@@ -1,6 +1,7 @@
 """The training objective: the counterfactual contrastive loss by hand, and its wiring inside the full CoTT loss."""
 import math
 import random
+import warnings
 
 import pytest
 import torch
@@ -256,6 +257,15 @@ def test_following_distill_form_targets_the_direct_answer_within_the_step_and_le
     assert direct.grad is None and logits.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="form"):
         step_following_loss(LOGITS, ALLOWED, form="margin")
+
+
+def test_following_term_warns_nothing_in_either_form():
+    """It runs at every training step: a warning here (e.g. torch's implicit softmax dimension) would flood the log."""
+    direct = torch.tensor([[0.0, 1.0, 3.0, 5.0], [2.0, 0.0, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        step_following_loss(LOGITS, ALLOWED)
+        step_following_loss(LOGITS, ALLOWED, direct, form="distill")
 
 
 def test_following_term_in_the_full_loss_reads_the_counterfactual_rows(toy):
