@@ -13,7 +13,7 @@ from helpers import TOY, build_tiny_bert, typed_config
 from cott import CoTTModel, CoTTPipeline, Template, Verbalizer
 from cott.attribution import prompts, target_probs
 from cott.words import MAX_WORDS, parse
-from cott.faithfulness import RANDOM, area_between, deletion_curves
+from cott.faithfulness import RANDOM, DeletionCurve, area_between, deletion_curves
 
 TEMPLATE = "[T] The category is [C] . The label is [A] ."
 FRAMES = ["i saw a {} today", "there is a {} near the house", "my friend likes this {}", "a big red {}"]
@@ -104,6 +104,17 @@ def test_deletion_curves_beat_random_on_the_planted_word_and_are_seeded(trained)
             assert area_between(by[target, method], by[target, RANDOM]) > 0
     again = deletion_curves(trained, texts, [], k_max=2, seed=0)
     assert [c.probs for c in again] == [by[c.target, RANDOM].probs for c in again]
+
+
+def test_area_between_is_the_mean_gap_over_k_from_one():
+    random_curve = DeletionCurve("step", RANDOM, [0.9, 0.8], n=3)
+    method = DeletionCurve("step", "ig", [0.9, 0.5], n=3)
+    assert area_between(method, random_curve) == pytest.approx(0.3)  # one deletion: the gap itself, not halved
+    random_curve = DeletionCurve("answer", RANDOM, [0.9, 0.8, 0.6], n=3)
+    method = DeletionCurve("answer", "occlusion", [0.9, 0.5, 0.5], n=3)
+    assert area_between(method, random_curve) == pytest.approx((0.3 + 0.1) / 2)  # k = 0 is not counted
+    assert area_between(DeletionCurve("step", "ig", [0.9], 1), DeletionCurve("step", RANDOM, [0.9], 1)) == 0
+    assert method.drop(2) == pytest.approx(0.4)
 
 
 def test_explanations_are_deterministic_batched_and_bounded(trained):
