@@ -157,6 +157,11 @@ def test_deletion_curves_default_to_five_deletions_and_seed_zero(trained):
     default = deletion_curves(trained, texts, [])
     assert [len(c.probs) for c in default] == [6, 6]
     assert default == deletion_curves(trained, texts, [], k_max=5, seed=0)
+    pred = trained(texts[0])  # one text: its own probabilities, nothing deleted at k = 0
+    by = {c.target: c for c in default}
+    assert by["step"].n == by["answer"].n == 1
+    assert by["step"].probs[0] == pytest.approx(pred.step_prob, abs=1e-5)
+    assert by["answer"].probs[0] == pytest.approx(max(pred.p_answer_step), abs=1e-5)
 
 
 def test_a_model_without_a_step_has_no_deletion_curves(tiny_bert):
