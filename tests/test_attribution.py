@@ -264,3 +264,20 @@ def test_the_pipeline_imports_without_captum():
     code = "import sys, cott.pipeline; print('captum' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_int8_model_is_explained_by_occlusion_and_refuses_gradients_in_words(tiny_bert):
+    from cott.attribution import check_method, default_method
+    from cott.quantization import quantize
+
+    model = _model(tiny_bert)
+    assert default_method(model) == "ig"
+    with pytest.raises(ValueError, match=r"^unknown attribution method 'shap'; choose one of occlusion, ig, grad_x_input$"):
+        check_method(model, "shap")
+    pipe = _pipe(quantize(model, "int8"))
+    assert default_method(pipe.model) == "occlusion"
+    assert pipe.explain("a big red cat").method == "occlusion"
+    for method in ("ig", "grad_x_input"):
+        with pytest.raises(ValueError, match=rf"^{method} needs gradients, which a quantized \(int8\) model does not "
+                                             r"give; use 'occlusion'$"):
+            pipe.explain("a big red cat", method=method)
