@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 import pytest
 import torch
@@ -74,13 +75,16 @@ def _reference(model, examples, answer_mode, seed=0):
 def test_evaluate_reads_every_score_as_one_batch_in_the_given_order_would(model, examples):
     answer_mode = "rectified"
     labels, known = model.answer.labels, model.known_steps()
+    started = time.perf_counter()
     res = evaluate(model, examples, "classification", answer_mode, MAX_LENGTH, batch_size=7, progress=False,
                    step_answers=STEP_ANSWERS, hierarchy=HIERARCHY, dropped=3)
+    took = time.perf_counter() - started
     rows, follows = _reference(model, examples, answer_mode)
     gold = [labels.index(e.label) for e in examples]
     n = len(examples)
     assert (res["examples"], res["dropped"], res["answer_mode"]) == (n, 3, answer_mode)
-    assert isinstance(res["seconds"], float) and res["seconds"] >= 0 and round(res["seconds"], 2) == res["seconds"]
+    assert isinstance(res["seconds"], float) and 0 < res["seconds"] <= took + 0.01  # the time it took, to 10 ms
+    assert round(res["seconds"], 2) == res["seconds"]
     for m in MODES:
         assert res[m] == pytest.approx(metrics.classification_scores(gold, [row[m] for row in rows], len(labels)))
     final = [row["final"] for row in rows]
@@ -227,3 +231,11 @@ def test_the_summary_lists_each_mode_the_step_scores_and_accuracy_at_coverage(mo
     assert lines[-1] == "  accuracy at coverage " + coverage
     res["dropped"] = 0
     assert summary(res).splitlines()[0] == f"{len(examples)} examples, answer mode rectified"
+
+
+def test_a_progress_bar_named_evaluate_shows_by_default_and_is_cleared(model, examples, capsys):
+    evaluate(model, examples[:4], "classification", "rectified", MAX_LENGTH, batch_size=2, top_k=1)
+    err = capsys.readouterr().err
+    assert "evaluate: " in err and err.endswith("\r")  # the bar, wiped when done: no finished bar left in a log
+    evaluate(model, examples[:4], "classification", "rectified", MAX_LENGTH, batch_size=2, top_k=1, progress=False)
+    assert capsys.readouterr().err == ""
