@@ -4,6 +4,8 @@ fall when the word is removed; sub-tokens group into words (WordPiece and byte-l
 never attributed nor removed; the demo's HTML is escaped."""
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +15,7 @@ from helpers import TOY, build_tiny_bert, typed_config
 from cott import CoTTModel, CoTTPipeline, Template, Verbalizer
 from cott.attribution import prompts, target_probs
 from cott.words import MAX_WORDS, parse
-from cott.faithfulness import RANDOM, area_between, deletion_curves
+from cott.faithfulness import RANDOM, DeletionCurve, area_between, deletion_curves
 
 TEMPLATE = "[T] The category is [C] . The label is [A] ."
 FRAMES = ["i saw a {} today", "there is a {} near the house", "my friend likes this {}", "a big red {}"]
@@ -106,6 +108,82 @@ def test_deletion_curves_beat_random_on_the_planted_word_and_are_seeded(trained)
     assert [c.probs for c in again] == [by[c.target, RANDOM].probs for c in again]
 
 
+def _deletion_reference(pipe, texts, k_max, order_of):
+    """Mean p(Î|x) and p(ŷ|x,Î) after deleting the first k words of ``order_of(i, explanation, target)``, k =
+    0..k_max, by re-reading each shortened text (an independent path: the pipeline, not deleted tokens)."""
+    out = {"step": [0.0] * (k_max + 1), "answer": [0.0] * (k_max + 1)}
+    for i, text in enumerate(texts):
+        exp = pipe.explain(text, method="occlusion")
+        j, y = pipe.steps.index(exp.step), pipe.labels.index(exp.answer)
+        for target in out:
+            order = order_of(i, exp, target)
+            for k in range(k_max + 1):
+                without = " ".join(w for n, w in enumerate(exp.words) if n not in order[:k])
+                p = pipe(without).p_steps[j] if target == "step" else pipe(without, step=exp.answer_step).p_answer_step[y]
+                out[target][k] += p / len(texts)
+    return out
+
+
+def test_deletion_curves_are_the_mean_probability_after_deleting_top_or_random_words(trained):
+    texts = ["i saw a horse today", "a big red bus", "my friend likes this cat"]
+    seen = []
+    curves = deletion_curves(trained, texts, ["occlusion"], k_max=2, seed=3, batch_size=2, progress=seen.append)
+    assert seen == [2, 1]  # inputs done per batch
+    by = {(c.target, c.method): c for c in curves}
+    assert set(by) == {(t, m) for t in ("step", "answer") for m in ("occlusion", RANDOM)}
+    assert all(c.n == 3 and len(c.probs) == 3 for c in curves)
+
+    def top_first(i, exp, target):  # highest score first, ties: the earlier word
+        scores = exp.step_scores if target == "step" else exp.answer_scores
+        return sorted(range(len(exp.words)), key=lambda w: (-scores[w], w))
+
+    def seeded(i, exp, target):  # the random order is fixed by the seed and the input's index in the whole run
+        order = list(range(len(exp.words)))
+        random.Random(f"3:{i}").shuffle(order)
+        return order
+
+    for method, order_of in (("occlusion", top_first), (RANDOM, seeded)):
+        expected = _deletion_reference(trained, texts, 2, order_of)
+        for target in ("step", "answer"):
+            assert by[target, method].probs == pytest.approx(expected[target], abs=1e-4)
+    one_batch = deletion_curves(trained, texts, [], k_max=2, seed=3)
+    for c in one_batch:  # batches of 2 or one batch: the same random words
+        assert c.probs == pytest.approx(by[c.target, RANDOM].probs, abs=1e-5)
+    assert deletion_curves(trained, texts, [], k_max=2, seed=4) != one_batch  # another seed, other random words
+
+
+def test_deletion_curves_default_to_five_deletions_and_seed_zero(trained):
+    texts = ["there is a dog near the house"]
+    default = deletion_curves(trained, texts, [])
+    assert [len(c.probs) for c in default] == [6, 6]
+    assert default == deletion_curves(trained, texts, [], k_max=5, seed=0)
+    pred = trained(texts[0])  # one text: its own probabilities, nothing deleted at k = 0
+    by = {c.target: c for c in default}
+    assert by["step"].n == by["answer"].n == 1
+    assert by["step"].probs[0] == pytest.approx(pred.step_prob, abs=1e-5)
+    assert by["answer"].probs[0] == pytest.approx(max(pred.p_answer_step), abs=1e-5)
+
+
+def test_a_model_without_a_step_has_no_deletion_curves(tiny_bert):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    answers = {t: [t] for t in THINGS}
+    model = CoTTModel(AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert),
+                      Template("[T] The label is [A] ."), Verbalizer(list(answers), answers), None)
+    assert deletion_curves(_pipe(model), ["i saw a cat today"], ["occlusion"], k_max=1) == []
+
+
+def test_area_between_is_the_mean_gap_over_k_from_one():
+    random_curve = DeletionCurve("step", RANDOM, [0.9, 0.8], n=3)
+    method = DeletionCurve("step", "ig", [0.9, 0.5], n=3)
+    assert area_between(method, random_curve) == pytest.approx(0.3)  # one deletion: the gap itself, not halved
+    random_curve = DeletionCurve("answer", RANDOM, [0.9, 0.8, 0.6], n=3)
+    method = DeletionCurve("answer", "occlusion", [0.9, 0.5, 0.5], n=3)
+    assert area_between(method, random_curve) == pytest.approx((0.3 + 0.1) / 2)  # k = 0 is not counted
+    assert area_between(DeletionCurve("step", "ig", [0.9], 1), DeletionCurve("step", RANDOM, [0.9], 1)) == 0
+    assert method.drop(2) == pytest.approx(0.4)
+
+
 def test_explanations_are_deterministic_batched_and_bounded(trained):
     texts = ["i saw a dog today", "the small car"]
     one = [trained.explain(t) for t in texts]
@@ -186,3 +264,20 @@ def test_the_pipeline_imports_without_captum():
     code = "import sys, cott.pipeline; print('captum' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_int8_model_is_explained_by_occlusion_and_refuses_gradients_in_words(tiny_bert):
+    from cott.attribution import check_method, default_method
+    from cott.quantization import quantize
+
+    model = _model(tiny_bert)
+    assert default_method(model) == "ig"
+    with pytest.raises(ValueError, match=r"^unknown attribution method 'shap'; choose one of occlusion, ig, grad_x_input$"):
+        check_method(model, "shap")
+    pipe = _pipe(quantize(model, "int8"))
+    assert default_method(pipe.model) == "occlusion"
+    assert pipe.explain("a big red cat").method == "occlusion"
+    for method in ("ig", "grad_x_input"):
+        with pytest.raises(ValueError, match=rf"^{method} needs gradients, which a quantized \(int8\) model does not "
+                                             r"give; use 'occlusion'$"):
+            pipe.explain("a big red cat", method=method)

@@ -7,10 +7,12 @@ import torch
 
 from cott import CoTTPipeline
 from cott.batching import TrainingBatcher
-from cott.counterfactual import CounterfactualRecord, Injection, constrain, step_answer_table, summarise
+from cott import get_task
+from cott.counterfactual import CounterfactualRecord, Injection, constrain, run, step_answer_table, summarise
 from cott.data import Example, load_jsonl
 from cott.tasks import hierarchy
-from helpers import toy_pipeline
+from helpers import TOY, toy_pipeline
+from train.build import build_model
 
 TEXTS = ["i saw a cat today", "there is a bus near the house", "my friend likes this horse", "a big red truck"]
 
@@ -151,3 +153,47 @@ def test_the_sampling_flag_reaches_the_batcher(pipe, sampling):
     args = parser().parse_args(["--task", "jsonl", "--data", "x", "--counterfactual-sampling", sampling])
     _, batcher = objective(pipe.model, args, 48)
     assert batcher.sampling == sampling
+
+
+def _run_args(pipe):
+    return {"step_answers": pipe.step_answers, "answer_mode": pipe.answer_mode, "max_length": 48}
+
+
+def test_run_reads_the_texts_from_the_fields_unconstrained_by_default(pipe):
+    plain = run(pipe.model, [pipe.fields(t) for t in TEXTS], "all", **_run_args(pipe))
+    assert plain == pipe.counterfactuals(TEXTS, "all")
+    assert [r.text for r in plain] == TEXTS
+    assert plain != pipe.counterfactuals(TEXTS, "all", constrained=True)
+    assert not all(i.follows for r in plain for i in r.injections)  # unconstrained: some answers leave the step
+
+
+def test_random_wrong_steps_are_drawn_with_seed_zero_by_default(lively_bert):
+    """Three steps: besides Î two are wrong, so the seed picks one."""
+    torch.manual_seed(0)
+    things = [t for ts in TOY.values() for t in ts]
+    model = build_model(get_task("jsonl"), "cott", str(lively_bert), ["animal", "house", "vehicle"], things)
+    fields = [{"text": frame.format(t)} for frame in ("i saw a {} today", "a big red {}") for t in things]
+    args = {"answer_mode": "rectified", "max_length": 48}
+    picked = {seed: [r.injections[0].step for r in run(model, fields, "random_wrong", seed=seed, **args)]
+              for seed in range(3)}
+    assert [r.injections[0].step for r in run(model, fields, "random_wrong", **args)] == picked[0]
+    assert len({tuple(p) for p in picked.values()}) > 1
+
+
+def test_refusals_say_what_is_missing(pipe, tiny_bert):
+    with pytest.raises(ValueError, match=r"^unknown policy 'sometimes'; choose one of fixed, given, gold, runner_up, "
+                                         r"random_wrong, all$"):
+        pipe.counterfactuals(TEXTS, "sometimes")
+    with pytest.raises(ValueError, match=r"^the 'gold' policy needs the inputs' gold steps$"):
+        pipe.counterfactuals(TEXTS, "gold")
+    with pytest.raises(ValueError, match=r"^the 'gold' policy needs the inputs' gold steps$"):
+        pipe.counterfactuals(TEXTS, "gold", gold_steps=[None] * len(TEXTS))
+    fields = [pipe.fields(t) for t in TEXTS[:2]]
+    for policy in ("fixed", "given"):
+        for steps in (None, [[("animal",)]]):
+            with pytest.raises(ValueError, match=f"^the '{policy}' policy needs steps for every input$"):
+                run(pipe.model, fields, policy, steps=steps, **_run_args(pipe))
+    torch.manual_seed(0)
+    direct = build_model(get_task("jsonl"), "prompt", str(tiny_bert), ["animal", "vehicle"], ["cat", "bus"])
+    with pytest.raises(ValueError, match="^this model has no intermediate step to inject$"):
+        run(direct, fields, "all", answer_mode="direct", max_length=48)

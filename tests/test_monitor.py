@@ -113,8 +113,13 @@ def test_tied_scores_at_the_threshold_are_all_kept():
 
 @pytest.mark.parametrize("scores, retention", [([], 0.9), ([0.5], 0.0), ([0.5], 1.5), ([0.5], -0.1)])
 def test_threshold_refuses_no_scores_or_a_share_outside_zero_to_one(scores, retention):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"needs in-scope scores and 0 < retention <= 1; got \d+ scores, retention"):
         threshold_at_retention(scores, retention)
+
+
+def test_threshold_keeps_95_percent_by_default():
+    scores = [float(x) for x in range(100)]
+    assert threshold_at_retention(scores) == threshold_at_retention(scores, 0.95) == 5.0
 
 
 def test_recall_counts_scores_strictly_below_the_threshold():

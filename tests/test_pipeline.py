@@ -183,3 +183,56 @@ def test_a_two_part_step_given_as_a_list_is_one_inputs_step(tmp_path):
     assert as_list.step == as_text.step == "Peop | Org" and as_list.p_answer_step == as_text.p_answer_step
     two = rel([text, text], step=["Peop | Org", "Org | Loc"])
     assert [p.step for p in two] == ["Peop | Org", "Org | Loc"]
+
+
+def test_refusals_say_what_is_wrong_in_words(pipe):
+    for bad, error, words in (("   ", ValueError, "the input text is empty"),
+                              ("a" * 200_000, ValueError, "the input text has 200,000 characters; the limit is 100,000"),
+                              (42, TypeError, "an input is a string or a dict, not int")):
+        with pytest.raises(error, match=f"^{words}$"):
+            pipe(bad)
+    assert pipe.fields("a" * 100_000)["text"] == "a" * 100_000  # the limit itself is allowed
+    with pytest.raises(ValueError, match="^give one step per input$"):
+        pipe(["a cat", "a bus"], step=["animal"])
+    bare = CoTTPipeline(pipe.model, replace(pipe.config, step_answers={}))
+    with pytest.raises(ValueError, match="^this checkpoint records no step-answer table to constrain the answer with$"):
+        bare("a cat", constrained=True)
+    with pytest.raises(ValueError, match=r"^the 'given' policy needs one step \(or a list of steps\) per input$"):
+        pipe.counterfactuals(["a cat", "a bus"], "given", steps=["animal"])
+    with pytest.raises(ValueError, match=r"^the 'given' policy needs one step \(or a list of steps\) per input$"):
+        pipe.counterfactuals(["a cat"], "given")
+
+
+def test_a_relation_pipeline_marks_a_dict_inputs_mentions_and_needs_both(pipe):
+    relation = CoTTPipeline(pipe.model, replace(pipe.config, kind="relation"))
+    assert relation.fields({"text": "Ada works for Acme .", "subj": "Ada", "obj": "Acme", "x": 1}) == {
+        "text": "Ada works for Acme .", "subj": "Ada", "obj": "Acme", "marked": "@ Ada @ works for # Acme # ."}
+    assert relation.fields("[[Ada]] works for {{Acme}} .") == parse_marked("[[Ada]] works for {{Acme}} .")
+    words = r"^a relation input needs a subject and an object: mark them as \[\[subject\]\] and \{\{object\}\}$"
+    for half in ({"text": "Ada works for Acme .", "subj": "Ada"}, {"text": "Ada works for Acme .", "obj": "Acme"}):
+        with pytest.raises(ValueError, match=words):
+            relation.fields(half)
+    assert pipe.fields({"text": "Ada works for Acme .", "subj": "Ada", "obj": "Acme"}) == {
+        "text": "Ada works for Acme .", "subj": "Ada", "obj": "Acme"}  # classification: no marks
+
+
+def test_top_lists_the_five_most_probable_answers_of_the_final_distribution(pipe):
+    pred = pipe("i saw a cat today")
+    order = sorted(range(len(pred.labels)), key=lambda i: -pred.p_rectified[i])
+    assert pred.top() == [(pred.labels[i], pred.p_rectified[i]) for i in order[:5]]
+    assert pred.top(2, "p_answer") == [(pred.labels[i], pred.p_answer[i])
+                                       for i in sorted(range(len(pred.labels)), key=lambda i: -pred.p_answer[i])[:2]]
+
+
+def test_the_card_shows_the_checkpoints_record_and_verbalizers(pipe):
+    card = pipe.card()
+    c = pipe.config
+    assert {k: card[k] for k in ("task", "kind", "method", "backbone", "template", "max_length", "metrics",
+                                 "training", "description", "calibration")} == {
+        "task": c.task, "kind": c.kind, "method": c.method, "backbone": c.backbone, "template": c.template,
+        "max_length": c.max_length, "metrics": c.metrics, "training": c.training, "description": c.description,
+        "calibration": c.calibration}
+    assert card["answer_words"] == pipe.model.answer.words and card["step_words"] == pipe.model.step.words
+    assert "init_from" not in card and "ingredients" not in card
+    history = CoTTPipeline(pipe.model, replace(pipe.config, raw={"init_from": "a/b", "ingredients": ["x", "y"]})).card()
+    assert (history["init_from"], history["ingredients"]) == ("a/b", ["x", "y"])
