@@ -133,12 +133,15 @@ def test_batch_rows_say_every_flag_and_note_and_report_progress(monkeypatch):
     outcomes = {"<b>xxx": [_pred(step_prob=0.2, p_final=[0.3, 0.4, 0.3], out_of_scope=True, truncated=True)],
                 "direct": [_pred(step_prob=None, p_final=[0.9, 0.05, 0.05])],
                 "ok": [_pred(p_final=[0.9, 0.05, 0.05])]}
-    monkeypatch.setattr(rows, "forward", lambda spec, requests: [outcomes[texts[0][:6]] for texts, _ in requests])
+    calls = []
+    monkeypatch.setattr(rows, "forward", lambda spec, requests: calls.append((spec, len(requests))) or
+                        [outcomes[texts[0][:6]] for texts, _ in requests])
     monkeypatch.setattr(rows, "BATCH_SIZE", 2)
     ticks = []
     got = rows.predict_rows("m", ["<b>" + "x" * 2_100, "direct", 3, "ok", "  "], threshold=0.5,
                             progress=lambda fraction, desc: ticks.append((fraction, desc)))
     flagged, direct, number, ok, empty = got
+    assert calls == [("m", 2), ("m", 1)]  # the good rows of each chunk; a chunk of bad rows asks nothing
     assert flagged["flag"] == "⚠ low step prob, low answer confidence, out of scope"
     assert flagged["note"] == "; ".join([SCOPE_VERDICT, "The text had 2,103 characters; only the first 2,000 were used. "
                                          "The text contains HTML tags: they are read as plain text, never rendered.",
