@@ -90,12 +90,14 @@ def test_row_limit(pipes, tmp_path, extra):
             exp.make_plan(pipes["cls"], [{"text": "x"}] * n, "runner_up")
     else:
         assert plan_of(pipes["cls"], path).rows == n
+        assert exp.read_first(path) == (exp.read_file(path), [])  # at the limit: all of it, and nothing to say
 
 
 def test_100000_rows_are_refused_by_name(pipes, tmp_path):
     path = write(tmp_path, "huge.csv", "text\n" + "hi\n" * 100_000)
-    with pytest.raises(exp.TooManyRows, match="huge.csv: 100,000 rows; the limit is 2,000. Run its first 2,000 rows"):
+    with pytest.raises(exp.TooManyRows) as err:
         exp.read_file(path)
+    assert str(err.value) == "huge.csv: 100,000 rows; the limit is 2,000. Run its first 2,000 rows with the button below, or split it."
     rows, notices = exp.read_first(path)  # what the button runs: the first 2,000 rows, said in the result
     assert len(rows) == exp.EXPERIMENT_MAX_ROWS and notices == ["The file has 100,000 rows; only the first 2,000 were run."]
 
@@ -120,8 +122,9 @@ def test_upload_size_limit(tmp_path, extra):
     path = write(tmp_path, "big.jsonl", b'{"text": "' + b"x" * (inputs.MAX_UPLOAD_BYTES - 13 + extra) + b'"}\n')
     assert Path(path).stat().st_size == inputs.MAX_UPLOAD_BYTES + extra
     if extra:
-        with pytest.raises(inputs.InputError, match="the limit is 2 MB"):
+        with pytest.raises(inputs.InputError) as err:
             exp.read_file(path)
+        assert str(err.value) == "The file is 2.0 MB; the limit is 2 MB. Split it."
     else:
         assert len(exp.read_file(path)) == 1
 
@@ -164,6 +167,47 @@ def test_bad_steps_and_policies(pipes, tmp_path, policy, step, column, expected)
     with pytest.raises(inputs.InputError) as err:
         plan_of(pipes["cls"], path, policy, step)
     assert expected in str(err.value)
+
+
+def test_plans_the_model_or_the_file_cannot_carry_are_refused_in_words(pipes, ckpts):
+    from types import SimpleNamespace
+
+    rows = [{"text": "what is my balance"}]
+    direct = SimpleNamespace(has_steps=False)
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(direct, rows, "runner_up")
+    assert str(err.value) == "This model answers directly: it has no intermediate step to inject. Choose another model."
+    lone = SimpleNamespace(has_steps=True, step_answers=None, steps=["banking"])
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(lone, rows, "runner_up")
+    assert str(err.value) == '"The runner-up: the model\'s second most likely step" needs a model with at least two known steps.'
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(pipes["cls"], [], "runner_up")
+    assert str(err.value) == "The file has no rows."
+    with pytest.raises(exp.TooManyRows) as err:
+        exp.make_plan(pipes["cls"], rows * (exp.EXPERIMENT_MAX_ROWS + 1), "runner_up")
+    assert str(err.value) == "The file has 2,001 rows; the limit is 2,000. Split it."
+    many = CoTTPipeline.from_pretrained(ckpts["many"][exp.MAX_INJECTIONS + 1], device="cpu")
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(many, rows, "all")
+    assert str(err.value) == '"Every known step" injects 21 per row; the limit is 20. Choose other steps to inject.'
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(pipes["cls"], rows, "runner_up", seed="x")
+    assert str(err.value) == "The seed must be a whole number, not 'x'."
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(pipes["cls"], [dict(r, step="") for r in rows], "given")
+    assert str(err.value) == ('"The file\'s step column (a step per row)" needs a "step" column (the step to inject into '
+                              'each row); the file has none.')
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(pipes["cls"], rows * 2, "gold")
+    assert str(err.value) == ('"The gold step (the file\'s step column): the oracle" needs a "step" column (the gold step '
+                              'to inject into each row); the file has none.')
+    with pytest.raises(inputs.InputError) as err:
+        exp.make_plan(pipes["cls"], [dict(r, step=s) for r, s in zip(rows * 3, ["banking", None, ""])], "gold")
+    assert str(err.value) == ('"The gold step (the file\'s step column): the oracle" needs a step in every row (the gold '
+                              'step to inject): row 2 has none, and 2 of 3 rows in all.')
+    plan = exp.make_plan(pipes["cls"], rows, "runner_up", seed=None)
+    assert (plan.seed, plan.constrained, plan.per_row, plan.steps, plan.gold_steps, plan.labels) == (0, False, 1, None, None, None)
 
 
 def test_steps_are_read_as_labels_or_words(pipes, tmp_path):

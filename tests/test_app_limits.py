@@ -100,6 +100,50 @@ def test_step_length_cap(demo, seen, extra):
     assert (f"only the first {inputs.MAX_STEP_CHARS:,}" in status) == bool(extra)
 
 
+# ---- a text box's check, alone (cott_demo.inputs) ------------------------------------------------
+@pytest.mark.parametrize("text", [None, "", "  \n\t", "\x00 \x00"])
+def test_an_empty_text_box_is_refused_in_words_naming_the_box(text):
+    with pytest.raises(inputs.InputError, match=r"^The text is empty: type something first \(or click an example\)\.$"):
+        inputs.clean_text(text)
+    with pytest.raises(inputs.InputError, match="^The step is empty"):
+        inputs.clean_text(text, what="step")
+
+
+def test_a_text_box_value_that_is_no_string_is_refused():
+    with pytest.raises(inputs.InputError, match=r"^The text must be a string\.$"):
+        inputs.clean_text(3)
+
+
+def test_nul_characters_are_dropped_and_the_rest_is_kept_as_typed():
+    assert inputs.clean_text("what\x00 is my <balance") == ("what is my <balance", [])
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_the_truncation_notice_names_the_box_and_both_lengths(extra):
+    text, notices = inputs.clean_text("x" * (10 + extra), limit=10, what="step")
+    assert text == "x" * 10
+    assert notices == (["The step had 11 characters; only the first 10 were used."] if extra else [])
+    _, notices = inputs.clean_text("y" * (inputs.MAX_CHARS + 1))  # the default limit and name
+    assert notices == [f"The text had {inputs.MAX_CHARS + 1:,} characters; only the first {inputs.MAX_CHARS:,} were used."]
+
+
+def test_html_tags_are_kept_as_text_with_a_notice():
+    text, notices = inputs.clean_text("a <b>bold</b> claim", what="step")
+    assert text == "a <b>bold</b> claim"
+    assert notices == ["The step contains HTML tags: they are read as plain text, never rendered."]
+    assert inputs.clean_text("1 < 2 and 3 > 2") == ("1 < 2 and 3 > 2", [])  # comparisons are no tags
+
+
+def test_the_monitor_threshold_is_the_sliders_or_the_default():
+    assert inputs.monitor_threshold(None) == inputs.DEFAULT_THRESHOLD
+    assert inputs.monitor_threshold(0) == 0.0 and inputs.monitor_threshold("0.25") == 0.25
+
+
+def test_the_cut_notice_names_the_models_length():
+    assert inputs.cut_notice(128) == ("The text is longer than this model reads (128 tokens): only part of it was used "
+                                      "(the start, or for a relation the words around the marked pair).")
+
+
 # ---- batch files ---------------------------------------------------------------------------------
 def test_input_handling_needs_no_gradio():
     modules = "cott_demo.files, cott_demo.plots, cott_demo.render, cott_demo.serving"

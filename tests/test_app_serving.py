@@ -240,6 +240,74 @@ def test_a_failed_call_reaches_every_caller_and_the_batcher_keeps_serving():
     assert [b.submit([k], 1).result(timeout=30) for k in range(2)] == [[0], [2]]
 
 
+def test_a_batch_runs_in_the_batchers_thread_in_the_context_of_the_job_that_opened_it():
+    """What ZeroGPU reads (the visitor's request, a context variable) is the first job's; a plain request counts as one
+    input, a (texts, steps) request as its texts, so two plain ones fill a batch of two and a pair runs alone."""
+    import contextvars
+
+    who = contextvars.ContextVar("who", default=None)
+    seen = []
+
+    def run(requests):
+        seen.append((threading.current_thread().name, who.get(), list(requests)))
+        return [r if isinstance(r, str) else len(r[0]) for r in requests]
+
+    def submit_as(name, requests):
+        who.set(name)
+        return b.submit(requests)
+
+    b = MicroBatcher(run, max_items=2, wait_s=0.5, name="cott-test")
+    jobs = [contextvars.copy_context().run(submit_as, name, requests)
+            for name, requests in (("ada", ["a"]), ("bob", ["b"]), ("cy", [(["x", "y"], None)]))]
+    assert [f.result(timeout=30) for f in jobs] == [["a"], ["b"], [2]]
+    assert seen == [("cott-test", "ada", ["a", "b"]), ("cott-test", "cy", [(["x", "y"], None)])]
+    assert (b.calls, b.served) == (2, 3)
+
+
+def test_a_full_batch_runs_at_once_and_a_late_job_waits_for_the_next():
+    seen = []
+    b = MicroBatcher(lambda requests: seen.append(list(requests)) or requests, max_items=2, wait_s=10.0)
+    start = time.perf_counter()
+    assert [f.result(timeout=30) for f in [b.submit([1]), b.submit([2])]] == [[1], [2]]
+    assert time.perf_counter() - start < 5  # full: no wait for the 10 s to pass
+    quick = MicroBatcher(lambda requests: seen.append(list(requests)) or requests, max_items=8, wait_s=0.05)
+    first = quick.submit([3])
+    time.sleep(0.5)
+    assert [first.result(timeout=30), quick.submit([4]).result(timeout=30)] == [[3], [4]]
+    assert seen == [[1, 2], [3], [4]] and quick.calls == 2
+
+
+def test_a_call_while_a_batch_runs_joins_the_next_batch_in_the_batchers_thread():
+    started, go, seen = threading.Event(), threading.Event(), []
+
+    def run(requests):
+        seen.append((threading.current_thread().name, list(requests)))
+        started.set()
+        go.wait(30)
+        return requests
+
+    b = MicroBatcher(run, max_items=8, wait_s=0.0, name="cott-test")
+    first = b.submit(["first"])
+    assert started.wait(30)
+    with ThreadPoolExecutor(1, thread_name_prefix="visitor") as pool:
+        later = pool.submit(b.call, ["later"])
+        deadline = time.monotonic() + 3
+        while b._queue.qsize() == 0 and time.monotonic() < deadline:  # queued for the next batch, not waiting to run
+            time.sleep(0.01)
+        go.set()
+        assert later.result(timeout=30) == ["later"] and first.result(timeout=30) == ["first"]
+    assert seen == [("cott-test", ["first"]), ("cott-test", ["later"])] and (b.calls, b.served) == (2, 2)
+
+
+def test_a_run_that_loses_outcomes_fails_every_caller_in_words():
+    b = MicroBatcher(lambda requests: requests[:1], max_items=8, wait_s=0.3)
+    futures = [b.submit([k]) for k in range(2)]
+    for f in futures:
+        with pytest.raises(RuntimeError, match="^1 outcomes for 2 requests$"):
+            f.result(timeout=30)
+    assert b.submit([5]).result(timeout=30) == [5]  # the thread keeps serving
+
+
 def test_batches_are_bounded(ckpts, calls, fresh_batchers):
     spec = ckpts["cls"]
     fresh_batchers(wait_ms=500, batch_max=4)

@@ -156,3 +156,34 @@ def test_batch_rows_are_numbered_flagged_and_noted_across_chunks(monkeypatch):
     assert bad["note"] == "error: no good" and "answer" not in bad
     assert cut["answer"] == "balance" and cut["note"] == CUT_NOTE  # the row after a failure in its chunk
     assert json.dumps(got)  # plain data for the table and the CSV
+
+
+def test_batch_rows_say_every_flag_and_note_and_report_progress(monkeypatch):
+    """A row below the threshold on both counts, out of scope and cut shows all three flags in order, and its note says
+    the scope verdict, the text's own notices and the cut; a direct model (no step) is never flagged for its step; a
+    value that is no text is shown as JSON; the progress bar names the rows of each chunk."""
+    from cott_demo.experiment import SCOPE_VERDICT
+
+    outcomes = {"<b>xxx": [_pred(step_prob=0.2, p_final=[0.3, 0.4, 0.3], out_of_scope=True, truncated=True)],
+                "direct": [_pred(step_prob=None, p_final=[0.9, 0.05, 0.05])],
+                "ok": [_pred(p_final=[0.9, 0.05, 0.05])]}
+    calls = []
+    monkeypatch.setattr(rows, "forward", lambda spec, requests: calls.append((spec, len(requests))) or
+                        [outcomes[texts[0][:6]] for texts, _ in requests])
+    monkeypatch.setattr(rows, "BATCH_SIZE", 2)
+    ticks = []
+    got = rows.predict_rows("m", ["<b>" + "x" * 2_100, "direct", 3, "ok", "  "], threshold=0.5,
+                            progress=lambda fraction, desc: ticks.append((fraction, desc)))
+    flagged, direct, number, ok, empty = got
+    assert calls == [("m", 2), ("m", 1)]  # the good rows of each chunk; a chunk of bad rows asks nothing
+    assert flagged["flag"] == "⚠ low step prob, low answer confidence, out of scope"
+    assert flagged["note"] == "; ".join([SCOPE_VERDICT, "The text had 2,103 characters; only the first 2,000 were used. "
+                                         "The text contains HTML tags: they are read as plain text, never rendered.",
+                                         CUT_NOTE])
+    assert flagged["text"] == ("<b>" + "x" * 2_100)[:2_000] and flagged["confidence"] == 0.3
+    assert direct["flag"] == "" and direct["step_prob"] is None and direct["step"] == "banking"
+    assert ok == {"row": 4, "text": "ok", "note": "", "step": "banking", "step_prob": 0.9, "answer": "balance",
+                  "confidence": 0.9, "flag": ""}
+    assert number == {"row": 3, "text": "3", "note": "error: empty text"}
+    assert empty == {"row": 5, "text": "  ", "note": "error: empty text"}
+    assert ticks == [(0.0, "rows 1–2 of 5"), (0.4, "rows 3–4 of 5"), (0.8, "rows 5–5 of 5"), (1.0, "done")]
