@@ -1,9 +1,10 @@
 """Name a seeded random sample of the mutants mutmut generated (run from the folder holding mutants/).
 
-    python sample.py N [--seed S] [--untested]
+    python sample.py N [--seed S] [--unkilled]
 
-The sample is drawn from every mutant's name, sorted, so the same code and seed give the same sample; --untested
-prints only those of the sample that have no result yet (what tests/mutation/run --sample passes to mutmut).
+The sample is drawn from every mutant's name, sorted, so the same code and seed give the same sample; --unkilled
+prints only those of the sample without a result yet or that survived (what tests/mutation/run --sample passes to
+mutmut: survivors are tested again, against tests written since).
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import argparse
 import json
 import random
 from pathlib import Path
+
+
+UNKILLED = (None, 0, 5, 33)  # mutmut's exit codes: not tested yet, survived, no tests reach it
 
 
 def exit_codes() -> dict[str, int | None]:
@@ -31,11 +35,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("n", type=int)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--untested", action="store_true")
+    p.add_argument("--unkilled", action="store_true")
     args = p.parse_args()
     codes = exit_codes()
     for name in sample(codes, args.n, args.seed):
-        if not args.untested or codes[name] is None:
+        if not args.unkilled or codes[name] in UNKILLED:
             print(name)
 
 

@@ -40,10 +40,11 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--sample", type=int, help="score only sample.py's seeded sample of this many mutants")
+    p.add_argument("--seed", type=int, default=0, help="the sample's seed")
     args = p.parse_args()
     codes = exit_codes()
     if args.sample:
-        codes = {name: codes[name] for name in sample(codes, args.sample)}
+        codes = {name: codes[name] for name in sample(codes, args.sample, args.seed)}
     status = {name: "not checked" if code is None else STATUS.get(code, "suspicious") for name, code in codes.items()}
     if not status:
         print("no mutmut results here: run tests/mutation/run first")
