@@ -2,6 +2,7 @@
 float model's, CPU only, and every route to it (pipeline, train.evaluate, the app's COTT_QUANTIZE) really applies it."""
 import json
 import sys
+import warnings
 
 import pytest
 import torch
@@ -46,6 +47,21 @@ def test_quantize_refuses_an_unknown_kind_and_a_model_off_the_cpu(tiny_bert, toy
         quantize(model, "int4")
     with pytest.raises(ValueError, match="CPU only"):
         quantize(model.to("meta"), "int8")
+
+
+def test_a_model_split_across_devices_names_every_device(tiny_bert, toy_data):
+    model, _ = toy_model(tiny_bert, toy_data)
+    model.masked_lm().base_model.embeddings.to("meta")
+    with pytest.raises(ValueError, match=r"CPU only; load the model with device='cpu' \(it is on cpu, meta\)$"):
+        quantize(model, "int8")
+
+
+def test_quantising_shows_the_user_none_of_torchs_deprecation_warnings(tiny_bert, toy_data):
+    model, _ = toy_model(tiny_bert, toy_data)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")  # torch.ao.quantization warns (DeprecationWarning, UserWarning) on every call
+        quantize(model, "int8")
+    assert [str(w.message) for w in shown] == []
 
 
 def test_a_torch_without_dynamic_quantisation_says_to_serve_without_it(tiny_bert, toy_data, monkeypatch):
