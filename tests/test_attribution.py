@@ -215,6 +215,20 @@ def test_wordpiece_sub_tokens_group_into_words(tiny_bert):
     assert len(exp.step_scores) == 4 and all(exp.seen)
 
 
+def test_a_text_of_many_sub_tokens_is_parsed_as_the_prompt_reads_it(tiny_bert):
+    """Words that split into many pieces can pass 1,024 tokens within MAX_WORDS: the parse keeps the same first
+    TEXT_TOKEN_LIMIT tokens that the template puts in the prompt, so the words line up with the tokens scored."""
+    from cott.template import TEXT_TOKEN_LIMIT
+
+    model = _model(tiny_bert)
+    text = " ".join([".".join(["house"] * 5)] * MAX_WORDS)  # each word: 9 tokens
+    parsed = parse(model, {"text": text})
+    whole = model.tokenizer.encode(text, add_special_tokens=False)
+    assert len(whole) > TEXT_TOKEN_LIMIT and len(parsed.words) == MAX_WORDS
+    assert parsed.text_ids == model.template.text_ids(model.tokenizer, text) == whole[:TEXT_TOKEN_LIMIT]
+    assert len(parsed.word_of_token) == TEXT_TOKEN_LIMIT
+
+
 def test_byte_level_bpe_sub_tokens_group_into_words(tiny_roberta):
     model = _model(tiny_roberta)
     text = "a zebra near the house"  # "zebra" is not in the toy corpus: several byte-level pieces

@@ -132,6 +132,26 @@ def test_verbalizer_refuses_bad_label_words():
         Verbalizer(["a"], {"a": " "})
 
 
+def test_marked_mentions_are_found_whether_the_bpe_merges_the_space_into_the_mark(tmp_path):
+    """A byte-level BPE that learned " @" and " #" as tokens reads a mark inside the text otherwise than at its start:
+    a cut text still keeps the marked mentions in either place."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["house @ ada @ hired # acme # house"] * 50, vocab_size=300, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(tmp_path))
+    tokenizer = RobertaTokenizerFast(vocab=str(tmp_path / "vocab.json"), merges=str(tmp_path / "merges.txt"))
+    assert tokenizer.encode(" @", add_special_tokens=False) != tokenizer.encode("@", add_special_tokens=False)
+    tpl = Template('[T:marked] " [T:subj] " [A] " [T:obj] " .')
+    pair = "@ ada @ hired # acme #"
+    for marked in (f"{pair} {' '.join(['house'] * 80)}", f"{' '.join(['house'] * 80)} {pair}"):
+        enc = tpl.encode(tokenizer, {"subj": "ada", "obj": "acme", "marked": marked}, None, 24)
+        kept = tokenizer.decode(enc.input_ids[enc.text_pos[0] : enc.text_pos[-1] + 1])
+        assert enc.truncated and pair in kept
+
+
 @pytest.mark.parametrize("words", [1000, 1100])
 def test_a_main_text_keeps_its_first_1024_tokens_whatever_the_prompt_allows(tokenizer, words):
     """The main text is cut at 1,024 tokens (TEXT_TOKEN_LIMIT, the bound on the work per input) before it is fitted to
@@ -154,6 +174,16 @@ def test_the_main_text_is_tokenized_as_running_text_after_what_precedes_it(token
     text = "cat saw a dog today"
     enc = Template(template).encode(tokenizer, {"text": f"  {text} "}, None, 64)
     assert [enc.input_ids[p] for p in enc.text_pos] == tokenizer.encode(before + text, add_special_tokens=False)
+
+
+def test_the_main_text_takes_its_own_slots_space_not_another_fields(tiny_roberta):
+    """With another text field before it, the main text is still tokenized by the space before its own slot."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
+    for template, before in (("About [T:subj]:[T] The area is [A].", ""), ('"[T:subj]" [T] The area is [A].', " ")):
+        tpl = Template(template)
+        assert tpl.main_string("  cat saw a dog ") == before + "cat saw a dog"
+        enc = tpl.encode(tokenizer, {"text": "cat saw a dog", "subj": "ada"}, None, 64)
+        assert [enc.input_ids[p] for p in enc.text_pos] == tokenizer.encode(before + "cat saw a dog", add_special_tokens=False)
 
 
 @pytest.mark.parametrize("before, after", [(40, 40), (40, 3), (3, 40), (40, 0), (0, 40)])
