@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from argparse import Namespace
@@ -154,11 +155,16 @@ def test_the_run_reports_its_data_its_validations_and_its_progress(run):
     assert "jsonl: 96 train / 24 val examples, 2 steps, 6 answers" in seen.lines
     assert any(line.startswith("pre-flight: task jsonl, method cott; examples: train 96") for line in seen.lines)
     assert "val: 1 of 25 examples have labels unseen in training and are skipped" in seen.lines
-    validations = [line.split(":")[0] for line in seen.lines if line.startswith("iteration ")]
-    assert validations == [f"iteration {h['iteration']}" for h in result["history"]]
+    best, said = (-1.0, 0), []
+    for h in result["history"]:
+        best = max(best, (h["val"], -h["iteration"]))
+        said.append(f"iteration {h['iteration']}: val {h['val']:.4f} (best {best[0]:.4f} at iteration {-best[1]})")
+    assert [line for line in seen.lines if line.startswith("iteration ")] == said
     # --mlm-warmup-steps 0: no warm-up; neither stopped nor resumed
     assert not [line for line in seen.lines if "MLM warm-up" in line or "stopping" in line or "resumed" in line]
-    assert "train cott" in seen.bar and f"| {TOTAL}/{TOTAL} " in seen.bar
+    counts = re.findall(r"train cott: +\d+%\|[^|]*\| (\d+)/(\d+) ", seen.bar)  # the bar, each time it is drawn
+    assert counts[-1] == (str(TOTAL), str(TOTAL)) and all(int(n) <= TOTAL for n, _ in counts)
+    assert "evaluate: " in seen.bar  # the validations' own bar
 
 
 def test_group_by_length_puts_the_longest_prompt_first_and_sorts_each_batch(tiny_bert, toy_data, tmp_path, run):
@@ -405,6 +411,21 @@ def test_mlm_warmup_masks_15_percent_of_the_words_and_scores_them_with_the_mlm_h
     assert losses[0] == pytest.approx(F.cross_entropy(logits[chosen], first[chosen]).item(), rel=1e-4)
     # nothing left for the first training iteration to add to its own gradient (the tied word embeddings included)
     assert [n for n, p in model.named_parameters() if p.grad is not None and p.grad.any()] == []
+
+
+def test_mlm_warmup_logs_its_first_and_last_loss_and_shows_its_bar_as_asked(tiny_bert, toy_data, caplog, capsys):
+    from train.warmup import mlm_warmup
+
+    model, examples = toy_model(tiny_bert, toy_data)
+    texts = [e.fields["text"] for e in examples]
+    with caplog.at_level(logging.INFO, logger="train.warmup"):
+        losses = mlm_warmup(model, texts, 3, batch_size=8, lr=1e-2, progress=False)
+        assert "MLM warm-up" not in capsys.readouterr().err
+        assert mlm_warmup(model, texts, 0, progress=True) == []
+    assert "MLM warm-up: 0it" in capsys.readouterr().err
+    assert [r.getMessage() for r in caplog.records if r.name == "train.warmup"] == [
+        f"MLM warm-up: loss {losses[0]:.3f} -> {losses[-1]:.3f} over 3 iterations",
+        "MLM warm-up: loss 0.000 -> 0.000 over 0 iterations"]  # no iteration: no loss to show
 
 
 def test_the_test_sample_is_the_same_whatever_the_training_seed(tiny_bert, toy_data, tmp_path, monkeypatch):
