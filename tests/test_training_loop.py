@@ -162,8 +162,8 @@ def test_the_run_reports_its_data_its_validations_and_its_progress(run):
     assert [line for line in seen.lines if line.startswith("iteration ")] == said
     # --mlm-warmup-steps 0: no warm-up; neither stopped nor resumed
     assert not [line for line in seen.lines if "MLM warm-up" in line or "stopping" in line or "resumed" in line]
-    counts = re.findall(r"train cott: +\d+%\|[^|]*\| (\d+)/(\d+) ", seen.bar)  # the bar, each time it is drawn
-    assert counts[-1] == (str(TOTAL), str(TOTAL)) and all(int(n) <= TOTAL for n, _ in counts)
+    drawn = re.findall(r"train cott: [^\r\n]*", seen.bar)  # the bar, each time it is drawn
+    assert f"| {TOTAL}/{TOTAL} " in drawn[-1]  # one step an iteration
     assert "evaluate: " in seen.bar  # the validations' own bar
 
 
@@ -228,7 +228,7 @@ def test_the_run_hands_its_flags_to_the_validation_sample_the_warmup_and_the_fro
         tiny_bert, toy_data, tmp_path, monkeypatch):
     """--max-eval-examples validates on the sample of --seed; the MLM warm-up runs --mlm-warmup-steps iterations of
     --batch-size training texts at --head-lr, cut at --max-length, seeded; --freeze-embeddings leaves the word
-    embeddings out of what trains (and of the state)."""
+    embeddings out of what trains (and of the state); best/ is saved as --save-weights and --save-dtype say."""
     import train.loop
     from cott.data import load_jsonl, sample
     from safetensors.torch import load_file
@@ -242,7 +242,8 @@ def test_the_run_hands_its_flags_to_the_validation_sample_the_warmup_and_the_fro
     out = tmp_path / "run"
     with _captured() as (lines, _):
         _run(tiny_bert, toy_data, out, "--mlm-warmup-steps", "2", "--seed", "1", "--max-eval-examples", "10",
-             "--freeze-embeddings", "--stop-after-iterations", "1", "--eval-every", "1")
+             "--freeze-embeddings", "--stop-after-iterations", "1", "--eval-every", "1", "--save-weights", "delta",
+             "--save-dtype", "float16")
     (texts, args, kwargs), = warmups
     assert texts == [e.fields["text"] for e in load_jsonl(toy_data, "train")]
     assert args == (2, BATCH, 1e-3, 48, 1) and kwargs == {"progress": True}
@@ -251,6 +252,8 @@ def test_the_run_hands_its_flags_to_the_validation_sample_the_warmup_and_the_fro
     assert json.loads((out / "best" / "cott.json").read_text())["metrics"]["val"]["examples"] == 10
     trained = load_file(out / "state" / "model.safetensors")
     assert not [k for k in trained if "word_embeddings" in k] and [k for k in trained if "encoder.layer" in k]
+    saved = load_file(out / "best" / "delta.safetensors")  # best/ as --save-weights and --save-dtype ask
+    assert saved and {t.dtype for t in saved.values() if t.is_floating_point()} == {torch.float16}
 
 
 def test_lora_adapters_and_the_accelerator_get_the_run_s_settings(tiny_bert, toy_data, tmp_path, monkeypatch):
