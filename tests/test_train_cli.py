@@ -28,6 +28,37 @@ def test_check_prints_the_report_and_trains_nothing(tiny_bert, toy_data, tmp_pat
     assert "WARNING: --max-length 16 cuts" in text  # most prompts are longer than 16 tokens
 
 
+def test_check_reads_the_seeded_training_sample_times_the_run_s_objective_and_needs_no_test_split(
+        tiny_bert, toy_data, tmp_path, monkeypatch, capsys):
+    """--max-train-examples and --seed pick the training sample the report counts; the epoch is timed on it with the
+    run's batch size and objective (the step-following rows included) at the length --max-length auto chose, to the
+    millisecond; a data folder without a test split is reported without one."""
+    import shutil
+    from collections import Counter
+
+    from cott.data import sample
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "val"):
+        shutil.copy(toy_data / f"{split}.jsonl", data)
+    timed, epoch_seconds = [], preflight.epoch_seconds
+    monkeypatch.setattr(preflight, "epoch_seconds", lambda model, batcher, loss, train, batch_size: timed.append(
+        (batcher, loss, list(train), batch_size)) or epoch_seconds(model, batcher, loss, train, batch_size))
+    result = train_main(_without_max_length(train_args(
+        tiny_bert, data, tmp_path / "run", "--check", "--max-train-examples", "30", "--seed", "1",
+        "--step-following", "0.5", "--step-loss-weight", "0.5")))
+    rep = result["check"]
+    assert rep["max_length_asked"] == "auto" and "(auto: 99% of training prompts whole)" in capsys.readouterr().out
+    picked = sample(load_jsonl(toy_data, "train"), 30, 1)
+    assert rep["examples"] == {"train": 30, "val": 24}
+    assert rep["label_counts"] == Counter(e.label for e in picked)
+    (batcher, loss, train, batch_size), = timed
+    assert [e.fields for e in train] == [e.fields for e in picked] and batch_size == 16
+    assert batcher.allowed is not None and loss.step_weight == 0.5 and batcher.max_length == rep["max_length"]
+    assert result["epoch_seconds"] == round(result["epoch_seconds"], 3) > 0
+
+
 def test_report_names_labels_that_never_occur_in_training_and_rare_ones(tiny_bert, toy_data):
     model, train = toy_model(tiny_bert, toy_data)
     val = list(load_jsonl(toy_data, "val"))
