@@ -207,7 +207,8 @@ def test_an_unreadable_table_names_its_format_and_the_cause(tmp_path, monkeypatc
 
 def test_cells_keep_what_a_spreadsheet_or_a_json_file_wrote(tmp_path):
     """A spreadsheet's byte-order mark is no part of the first column's name; numbers and objects in JSON lines are
-    read as their text; a CSV whose first column's name starts with "[" is still a CSV."""
+    read as their text; a CSV whose first column's name starts with "[" is still a CSV, and its header may hold a
+    quoted line break."""
     bom = tmp_path / "excel.csv"
     bom.write_bytes("\ufefftext,label\n1,2\n".encode("utf-8"))
     assert read_rows(bom) == [{"text": "1", "step": None, "label": "2", "subj": None, "obj": None}]
@@ -217,3 +218,6 @@ def test_cells_keep_what_a_spreadsheet_or_a_json_file_wrote(tmp_path):
     brackets = tmp_path / "ids.csv"
     brackets.write_text("[id],text\n1,hello\n")
     assert [r["text"] for r in read_rows(brackets)] == ["hello"]
+    windows = tmp_path / "windows.csv"  # a quoted header cell may hold a Windows line break
+    windows.write_bytes(b'"multi\r\nline",text\r\nx,hello\r\n')
+    assert [r["text"] for r in read_rows(windows)] == ["hello"]
