@@ -151,7 +151,8 @@ def test_a_table_without_text_says_which_columns_it_has(tmp_path):
     wide.write_text("a,b,c,d,e,f,g,h,i,j\n1,2,3,4,5,6,7,8,9,10\n")
     with pytest.raises(DataError, match=rf'^{re.escape(str(wide))}: no "text" column \(found: a, b, c, d, e, f, g, h\)$'):
         read_rows(wide)
-    for content, found in (('[{"sentence": "a"}]', "none"), ('[{"sentence": "a", "step": "s"}, {"label": "l"}]', "step, label")):
+    for content, found in (('[{"sentence": "a"}]', "none"), ('[{"sentence": "a", "step": "s"}, {"label": "l"}]', "step, label"),
+                           ('\n  [{"sentence": "a"}]', "none")):  # an array after blank space too
         array = tmp_path / "rows.json"  # a JSON array keeps only the known columns that some row holds
         array.write_text(content)
         with pytest.raises(DataError, match=rf'^{re.escape(str(array))}: no "text" column \(found: {found}\)$'):
@@ -188,6 +189,7 @@ def test_an_unreadable_table_names_its_format_and_the_cause(tmp_path, monkeypatc
     for name, content, says in [
             ("latin.csv", "text,label\ncaf\xe9,1\n".encode("latin-1"), "could not be read as CSV: UnicodeDecodeError: 'utf-8' codec can't decode"),
             ("quote.csv", b'text,label\n"a,1\nb,2\n', "could not be read as CSV: ParserError: Error tokenizing data"),
+            ("bom.csv", "\ufeff".encode("utf-8"), "could not be read as CSV: EmptyDataError: No columns to parse from file"),
             ("junk.parquet", b"not a parquet file", "could not be read as PARQUET: ArrowInvalid: Parquet magic bytes not found"),
             ("broken.jsonl", b'{"text": "a"}\n{"text": \n', "could not be read as JSON: ArrowInvalid: JSON parse error"),
             ("latin.json", '[{"text": "caf\xe9"}]'.encode("latin-1"), r"not valid JSON \('utf-8' codec can't decode byte 0xe9")]:
@@ -213,8 +215,8 @@ def test_cells_keep_what_a_spreadsheet_or_a_json_file_wrote(tmp_path):
     bom.write_bytes("\ufefftext,label\n1,2\n".encode("utf-8"))
     assert read_rows(bom) == [{"text": "1", "step": None, "label": "2", "subj": None, "obj": None}]
     lines = tmp_path / "rows.jsonl"
-    lines.write_text('{"text": "a", "step": 7, "label": {"x": 1}}\n')
-    assert read_rows(lines) == [{"text": "a", "step": "7", "label": '{"x": 1}', "subj": None, "obj": None}]
+    lines.write_text('{"text": "a", "step": 7, "label": {"x": 1}, "subj": true, "obj": 0.5}\n')
+    assert read_rows(lines) == [{"text": "a", "step": "7", "label": '{"x": 1}', "subj": "True", "obj": "0.5"}]
     brackets = tmp_path / "ids.csv"
     brackets.write_text("[id],text\n1,hello\n")
     assert [r["text"] for r in read_rows(brackets)] == ["hello"]
