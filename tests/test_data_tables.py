@@ -74,9 +74,12 @@ def test_read_rows_formats_and_limits(tmp_path):
     (tmp_path / "n.csv").write_text("text,label\n1,2\n")
     assert read_rows(tmp_path / "n.csv")[0] == {"text": "1", "step": None, "label": "2", "subj": None, "obj": None}
     assert len(read_rows(tmp_path / "a.csv", max_rows=2)) == 2
-    with pytest.raises(DataError, match="3 rows; the limit is 2"):
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'e.csv'))}: 3 rows; the limit is 2: split the file$"):
         (tmp_path / "e.csv").write_text("text\na\nb\nc\n")
         read_rows(tmp_path / "e.csv", max_rows=2)
+    (tmp_path / "big.csv").write_text("text\n" + "a\n" * 1001)
+    with pytest.raises(DataError, match=r"big.csv: 1,001 rows; the limit is 1,000: split the file$"):
+        read_rows(tmp_path / "big.csv", max_rows=1000)
     (tmp_path / "f.csv").write_text("foo,bar\n1,2\n")
     with pytest.raises(DataError, match='no "text" column'):
         read_rows(tmp_path / "f.csv")
