@@ -1,6 +1,7 @@
 """Loaders read every supported layout and name the file, line and problem of a malformed one."""
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -124,6 +125,51 @@ def test_clinc_errors(tmp_path):
         load_clinc150(tmp_path, "train")
 
 
+def test_clinc_reads_a_data_file_beside_its_domains_and_its_out_of_scope_queries(tmp_path):
+    """``path`` may name a ``data_*.json`` file (not only the folder); the out-of-scope queries are the first cell of
+    each well-formed ``oos_*`` row."""
+    (tmp_path / "domains.json").write_text(json.dumps({"banking": ["balance"], "travel": ["book_flight"]}))
+    small = tmp_path / "data_small.json"
+    small.write_text(json.dumps({"train": [["my balance", "balance"], ["fly me", "book_flight"]],
+                                 "oos_val": [["sing a song", "oos"], [], [3, "oos"], "text", ["tell a joke", "oos"]]}))
+    assert [(e.fields, e.step, e.label) for e in load_clinc150(small, "train")] == [
+        ({"text": "my balance"}, ("banking",), "balance"), ({"text": "fly me"}, ("travel",), "book_flight")]
+    assert load_clinc150_out_of_scope(small, "val") == ["sing a song", "tell a joke"]
+    (tmp_path / "data_full.json").write_text(json.dumps({"oos_test": [["weather on mars", "oos"]]}))
+    assert load_clinc150_out_of_scope(tmp_path, "test") == ["weather on mars"]
+    assert load_clinc150_out_of_scope(small, "val") == ["sing a song", "tell a joke"]  # the file, not the folder's
+
+
+def test_clinc_says_what_is_wrong_with_a_malformed_file(tmp_path):
+    domains, data = tmp_path / "domains.json", tmp_path / "data_full.json"
+    domains.write_text(json.dumps(["balance"]))
+    data.write_text(json.dumps({"train": [["my balance", "balance"]]}))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(domains))}: expected an object mapping each domain to its intents$"):
+        load_clinc150(tmp_path, "train")
+    domains.write_text(json.dumps({"banking": ["balance"]}))
+    data.write_text(json.dumps([["my balance", "balance"]]))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(data))}: no 'train' split \(keys: -\)$"):
+        load_clinc150(tmp_path, "train")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(data))}: no 'oos_train' split$"):
+        load_clinc150_out_of_scope(tmp_path, "train")
+    for bad in (["my balance"], ["my balance", "balance", "x"], ["my balance", 3], "my balance", {"text": "t"}):
+        data.write_text(json.dumps({"val": [["fine", "balance"], bad]}))
+        with pytest.raises(DataError, match=rf"^{re.escape(str(data))}: val\[1\] should be \[text, intent\]$"):
+            load_clinc150(tmp_path, "val")
+    data.write_text(json.dumps({"val": [["fine", "balance"], ["hi", "greet"]]}))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(data))}: val\[1\]: intent 'greet' is not in domains.json$"):
+        load_clinc150(tmp_path, "val")
+    data.write_text('{"val": [["fine", "balance"]')
+    with pytest.raises(DataError, match=rf"^{re.escape(str(data))}, line 1: invalid JSON: Expecting ',' delimiter \(column 29\)$"):
+        load_clinc150(tmp_path, "val")
+    data.unlink()
+    with pytest.raises(DataError, match=rf"^{re.escape(str(data))}: file not found$"):
+        load_clinc150(tmp_path, "val")
+    data.write_bytes(b'{"val": [["caf\xe9", "balance"]]}')
+    with pytest.raises(DataError, match=rf"^{re.escape(str(data))}: not UTF-8 text \(invalid continuation byte\)$"):
+        load_clinc150(tmp_path, "val")
+
+
 def test_wos_tsv_split_and_errors(tmp_path):
     f = tmp_path / "Data.txt"
     rows = ["Y1\tY2\tY\tDomain\tarea\tkeywords\tAbstract"] + [f"0\t0\t0\tCS \t Machine learning \tk\tabstract {i}" for i in range(50)]
@@ -182,6 +228,30 @@ def test_wos_jsonl_errors_name_the_file_and_line(tmp_path):
     assert [(e.step, e.label) for e in load_wos(tmp_path, "train")] == [(("CS",), "ML")]
 
 
+def test_wos_reads_one_json_lines_file_by_name(tmp_path):
+    """A ``.json`` file is read as HiAGM JSON lines whatever its split; a folder picks ``wos_{split}.json``."""
+    f = tmp_path / "mine.json"
+    f.write_text(json.dumps({"doc_token": "an abstract", "doc_label": [" CS", "ML "]}) + "\n")
+    assert [(e.fields, e.step, e.label) for e in load_wos(f, "test")] == [({"text": "an abstract"}, ("CS",), "ML")]
+    (tmp_path / "wos_val.json").write_text(json.dumps({"doc_token": "another", "doc_label": ["Bio", "Genes"]}) + "\n")
+    assert [e.label for e in load_wos(tmp_path, "val")] == ["Genes"]
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'wos_test.json'))}: file not found$"):
+        load_wos(tmp_path, "test")
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        load_wos(f, "dev")
+
+
+def test_wos_tsv_split_follows_the_seed(tmp_path):
+    """The seed shuffles the rows before the 64/16/20 cut: another seed, other rows; the same seed, the same rows."""
+    f = tmp_path / "Data.txt"
+    f.write_text("Domain\tarea\tAbstract\n" + "".join(f"D\tA{i}\tabstract {i}\n" for i in range(30)))
+    order = list(range(30))
+    random.Random(5).shuffle(order)
+    assert [e.label for e in load_wos(f, "val", seed=5)] == [f"A{i}" for i in order[19:24]]
+    assert [e.label for e in load_wos(f, "test", seed=5)] == [f"A{i}" for i in order[24:]]
+    assert [e.label for e in load_wos(f, "val", seed=5)] != [e.label for e in load_wos(f, "val")]
+
+
 def test_tacred_errors_name_the_item_of_a_json_list(tmp_path):
     f = tmp_path / "train.json"
     f.write_text(json.dumps([_tacred_row(), ["not", "an", "object"]]))
@@ -194,6 +264,43 @@ def test_tacred_errors_name_the_item_of_a_json_list(tmp_path):
         f.write_text(json.dumps([{k: v for k, v in _tacred_row().items() if k != field}]))
         with pytest.raises(DataError, match=rf"train.json, line 1: missing field '{field}'"):
             load_tacred(f, "train")
+
+
+def test_tacred_spans_must_lie_inside_the_tokens(tmp_path):
+    """Span ends are inclusive: the last token may end a span, one past it may not; a span never runs backwards."""
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps([_tacred_row(obj_start=3, obj_end=4)]))
+    assert load_tacred(f, "train")[0].fields["obj"] == "Acme ."
+    for over, says in [({"obj_end": 5}, r"obj span \[3, 5\]"), ({"subj_start": -1}, r"subj span \[-1, 0\]"),
+                       ({"subj_start": 2, "subj_end": 1}, r"subj span \[2, 1\]"), ({"subj_end": 5}, r"subj span \[0, 5\]")]:
+        f.write_text(json.dumps([_tacred_row(), _tacred_row(**over)]))
+        with pytest.raises(DataError, match=rf"^{re.escape(str(f))}, line 2: {says} is outside the 5 tokens$"):
+            load_tacred(f, "train")
+    f.write_text(json.dumps({"data": [_tacred_row()]}))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(f))}: expected a JSON list of relation instances$"):
+        load_tacred(f, "train")
+    fields = {"token": "list", "subj_start": "int", "subj_end": "int", "obj_start": "int", "obj_end": "int",
+              "subj_type": "str", "obj_type": "str", "relation": "str"}
+    for field, kind in fields.items():
+        f.write_text(json.dumps([_tacred_row(), {k: v for k, v in _tacred_row().items() if k != field}]))
+        with pytest.raises(DataError, match=rf"^{re.escape(str(f))}, line 2: missing field '{field}'$"):
+            load_tacred(f, "train")
+        f.write_text(json.dumps([_tacred_row(), _tacred_row(**{field: None})]))
+        with pytest.raises(DataError, match=rf"^{re.escape(str(f))}, line 2: field '{field}' should be {kind}, got NoneType$"):
+            load_tacred(f, "train")
+
+
+def test_a_tacred_folder_prefers_json_lines_and_names_what_it_looked_for(tmp_path):
+    (tmp_path / "dev.json").write_text(json.dumps([_tacred_row(relation="from_json")]))
+    assert load_tacred(tmp_path, "val")[0].label == "from_json"
+    (tmp_path / "dev.jsonl").write_text(json.dumps(_tacred_row(relation="from_jsonl")) + "\n")
+    assert load_tacred(tmp_path, "val")[0].label == "from_jsonl"
+    (tmp_path / "valid.json").write_text(json.dumps([_tacred_row(relation="valid")]))  # the first name wins
+    assert load_tacred(tmp_path, "val")[0].label == "valid"
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}: no test file \(looked for test.jsonl, test.json\)$"):
+        load_tacred(tmp_path, "test")
+    with pytest.raises(DataError, match=r"^.*: no train file \(looked for train.jsonl, train.json\)$"):
+        load_tacred(tmp_path, "train")
 
 
 def test_tacred_multi_token_subject(tmp_path):

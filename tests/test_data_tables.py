@@ -1,12 +1,14 @@
 """Generic tables through `datasets`: CSV and Parquet files train like JSON lines, with clear errors."""
 import json
+import re
 
+import datasets
 import pandas as pd
 import pytest
 
 import cott.data
 from cott.data import DataError, load_jsonl
-from cott.table import json_objects, read_rows
+from cott.table import checked, json_objects, read_rows
 from train.evaluate import main as evaluate_main
 from helpers import toy_examples, train_args
 from train.cli import main as train_main
@@ -72,9 +74,12 @@ def test_read_rows_formats_and_limits(tmp_path):
     (tmp_path / "n.csv").write_text("text,label\n1,2\n")
     assert read_rows(tmp_path / "n.csv")[0] == {"text": "1", "step": None, "label": "2", "subj": None, "obj": None}
     assert len(read_rows(tmp_path / "a.csv", max_rows=2)) == 2
-    with pytest.raises(DataError, match="3 rows; the limit is 2"):
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'e.csv'))}: 3 rows; the limit is 2: split the file$"):
         (tmp_path / "e.csv").write_text("text\na\nb\nc\n")
         read_rows(tmp_path / "e.csv", max_rows=2)
+    (tmp_path / "big.csv").write_text("text\n" + "a\n" * 1001)
+    with pytest.raises(DataError, match=r"big.csv: 1,001 rows; the limit is 1,000: split the file$"):
+        read_rows(tmp_path / "big.csv", max_rows=1000)
     (tmp_path / "f.csv").write_text("foo,bar\n1,2\n")
     with pytest.raises(DataError, match='no "text" column'):
         read_rows(tmp_path / "f.csv")
@@ -141,3 +146,83 @@ def test_cells_are_read_as_a_user_means_them(tmp_path):
     blank.write_text("text,step,label\na cat,animal,   \n", encoding="utf-8")
     with pytest.raises(DataError, match="missing field 'label'"):
         list(load_jsonl(blank, "val"))
+
+
+def test_a_table_without_text_says_which_columns_it_has(tmp_path):
+    """The message lists the first 8 columns found (or "none"), so a user sees what the file holds."""
+    wide = tmp_path / "wide.csv"
+    wide.write_text("a,b,c,d,e,f,g,h,i,j\n1,2,3,4,5,6,7,8,9,10\n")
+    with pytest.raises(DataError, match=rf'^{re.escape(str(wide))}: no "text" column \(found: a, b, c, d, e, f, g, h\)$'):
+        read_rows(wide)
+    for content, found in (('[{"sentence": "a"}]', "none"), ('[{"sentence": "a", "step": "s"}, {"label": "l"}]', "step, label"),
+                           ('\n  [{"sentence": "a"}]', "none")):  # an array after blank space too
+        array = tmp_path / "rows.json"  # a JSON array keeps only the known columns that some row holds
+        array.write_text(content)
+        with pytest.raises(DataError, match=rf'^{re.escape(str(array))}: no "text" column \(found: {found}\)$'):
+            read_rows(array)
+    array.write_text('[{"text": "a"}, {"text": "b", "label": "l"}]')
+    assert read_rows(array) == [{"text": "a", "step": None, "label": None, "subj": None, "obj": None},
+                                {"text": "b", "step": None, "label": "l", "subj": None, "obj": None}]
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'absent.csv'))}: file not found$"):
+        read_rows(tmp_path / "absent.csv")
+
+
+def test_a_table_with_no_rows_says_whether_it_is_a_file_or_a_split(tmp_path):
+    empty = datasets.Dataset.from_dict({"text": [], "label": []})
+    with pytest.raises(DataError, match=r"^someone/intents \[train\]: the split has no rows$"):
+        checked(empty, "someone/intents [train]")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 't.csv'))}: the file has no rows$"):
+        checked(empty, tmp_path / "t.csv")
+    one = datasets.Dataset.from_dict({"text": ["a"], "label": ["b"]})
+    assert checked(one, "someone/intents [train]")[0] == {"text": "a", "label": "b"}
+
+
+def test_mapped_columns_replace_and_may_swap_the_files_own(tmp_path):
+    """A mapped column replaces a column of our name in the file; two columns may trade names."""
+    f = tmp_path / "train.csv"
+    f.write_text("text,sentence,step,label\nignored,a cat,cat,animal\n")
+    [example] = load_jsonl(f, "train", "text=sentence,step=label,label=step")
+    assert (example.fields, example.step, example.label) == ({"text": "a cat"}, ("animal",), "cat")
+    table = checked(datasets.Dataset.from_dict({"text": ["t"], "sentence": ["s"], "step": ["x"], "label": ["y"]}), "hub",
+                    {"text": "sentence", "step": "label", "label": "step", "subj": "subj"})
+    assert sorted(table.column_names) == ["label", "step", "text"] and table[0] == {"text": "s", "step": "y", "label": "x"}
+
+
+def test_an_unreadable_table_names_its_format_and_the_cause(tmp_path, monkeypatch):
+    for name, content, says in [
+            ("latin.csv", "text,label\ncaf\xe9,1\n".encode("latin-1"), "could not be read as CSV: UnicodeDecodeError: 'utf-8' codec can't decode"),
+            ("quote.csv", b'text,label\n"a,1\nb,2\n', "could not be read as CSV: ParserError: Error tokenizing data"),
+            ("bom.csv", "\ufeff".encode("utf-8"), "could not be read as CSV: EmptyDataError: No columns to parse from file"),
+            ("junk.parquet", b"not a parquet file", "could not be read as PARQUET: ArrowInvalid: Parquet magic bytes not found"),
+            ("broken.jsonl", b'{"text": "a"}\n{"text": \n', "could not be read as JSON: ArrowInvalid: JSON parse error"),
+            ("latin.json", '[{"text": "caf\xe9"}]'.encode("latin-1"), r"not valid JSON \('utf-8' codec can't decode byte 0xe9")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / name))}: {says}"):
+            read_rows(tmp_path / name)
+
+    def load_dataset(*args, **kwargs):
+        raise RuntimeError("wrapped") from OSError("disk " + "x" * 1000)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    with pytest.raises(DataError) as raised:  # the cause, not datasets' wrapper; cut at 500 characters
+        read_rows(tmp_path / "quote.csv")
+    problem = str(raised.value).removeprefix(f"{tmp_path / 'quote.csv'}: ")
+    assert problem.startswith("could not be read as CSV: OSError: disk xxx") and len(problem) == 500
+
+
+def test_cells_keep_what_a_spreadsheet_or_a_json_file_wrote(tmp_path):
+    """A spreadsheet's byte-order mark is no part of the first column's name; numbers and objects in JSON lines are
+    read as their text; a CSV whose first column's name starts with "[" is still a CSV, and its header may hold a
+    quoted line break."""
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("\ufefftext,label\n1,2\n".encode("utf-8"))
+    assert read_rows(bom) == [{"text": "1", "step": None, "label": "2", "subj": None, "obj": None}]
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text('{"text": "a", "step": 7, "label": {"x": 1}, "subj": true, "obj": 0.5}\n')
+    assert read_rows(lines) == [{"text": "a", "step": "7", "label": '{"x": 1}', "subj": "True", "obj": "0.5"}]
+    brackets = tmp_path / "ids.csv"
+    brackets.write_text("[id],text\n1,hello\n")
+    assert [r["text"] for r in read_rows(brackets)] == ["hello"]
+    windows = tmp_path / "windows.csv"  # a quoted header cell may hold a Windows line break
+    windows.write_bytes(b'"multi\r\nline",text\r\nx,hello\r\n')
+    assert [r["text"] for r in read_rows(windows)] == ["hello"]

@@ -124,6 +124,9 @@ def test_sample_keeps_its_subset_and_order_and_kind(tmp_path):
     assert isinstance(picked, Examples) and list(picked) == [expected[i] for i in keep]
     assert sample(expected, 7, seed=3) == [expected[i] for i in keep]
     assert sample(examples, None) is examples and sample(examples, 20) is examples
+    default = sorted(random.Random(0).sample(range(20), 7))  # seed 0 unless told: every run meets the same rows
+    assert sample(expected, 7) == [expected[i] for i in default] and list(sample(examples, 7)) == sample(expected, 7)
+    assert sample(examples, 0) is examples and sample(expected, 21) is expected
     texts = TextsOf(picked)
     assert len(texts) == 7 and [texts[i] for i in range(7)] == [expected[i].fields["text"] for i in keep]
 

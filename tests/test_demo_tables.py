@@ -187,3 +187,33 @@ def test_batch_rows_say_every_flag_and_note_and_report_progress(monkeypatch):
     assert number == {"row": 3, "text": "3", "note": "error: empty text"}
     assert empty == {"row": 5, "text": "  ", "note": "error: empty text"}
     assert ticks == [(0.0, "rows 1–2 of 5"), (0.4, "rows 3–4 of 5"), (0.8, "rows 5–5 of 5"), (1.0, "done")]
+
+
+def test_a_batch_file_over_the_size_limit_says_both_sizes(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "MAX_UPLOAD_BYTES", 2**20)
+    with pytest.raises(InputError, match=r"^The file is 1\.5 MB; the limit is 1 MB\. Split it\.$"):
+        _upload(tmp_path, "big.csv", b"text\n" + b"x" * (3 * 2**19 - 5))
+    assert len(_upload(tmp_path, "edge.jsonl", b'{"text": "' + b"x" * (2**20 - 13) + b'"}\n')[0]["text"]) == 2**20 - 13
+
+
+def test_a_batch_files_name_says_json_lines_before_its_first_character(tmp_path):
+    """A .json, .jsonl or .ndjson file is JSON lines (or an array) whatever it starts with: its errors are JSON's."""
+    for name in ("rows.json", "rows.jsonl", "rows.NDJSON"):
+        with pytest.raises(InputError, match=r'^Line 1 is not valid JSON; each line must be like \{"text": "\.\.\."\}\.$'):
+            _upload(tmp_path, name, b"text\nhello\n")
+        with pytest.raises(InputError, match=r'^Line 2 has no "text" field'):
+            _upload(tmp_path, name, b'\n"just a string"\n')
+    assert _upload(tmp_path, "rows.jsonl", b'\n  [{"text": "a"}]\n') == [{"text": "a"}]  # an array after blank space
+    assert _upload(tmp_path, "rows", b'\n\n  [{"text": "a", "n": 1.5}]') == [{"text": "a", "n": 1.5}]
+
+
+def test_a_batch_csv_reads_its_text_column_wherever_it_is_and_pads_short_rows(tmp_path):
+    got = _upload(tmp_path, "rows.csv", b"id,Text,note\n1,first,n\n2\n")
+    assert got == [{"text": "first", "id": "1", "note": "n"}, {"text": "", "id": "2", "note": ""}]
+    with pytest.raises(InputError, match=r'^The CSV has no "text" column \(found: none\)\. Add a header row'):
+        _upload(tmp_path, "blank.csv", b"\ntext\nhi\n")  # the first line is the header, blank here
+    wide = ",".join(f"c{i}" for i in range(10)).encode()
+    with pytest.raises(InputError, match=r"\(found: c0, c1, c2, c3, c4, c5, c6, c7\)\. Add"):
+        _upload(tmp_path, "wide.csv", wide + b"\n" + b"1," * 9 + b"1\n")
+    with pytest.raises(InputError, match=r"^The CSV could not be read \(field larger than field limit \(131072\)\)\.$"):
+        _upload(tmp_path, "huge.csv", b"text\n" + b"x" * 140_000 + b"\n")
