@@ -133,6 +133,26 @@ def test_by_default_the_runner_up_is_read_and_the_marginal_spans_the_top_three_s
     assert "following_rate" not in res and "inconsistency_rate" not in res  # asked for by step_answers, hierarchy
 
 
+def test_the_following_rate_tries_only_inputs_with_a_wrong_step_left_and_top_1_reads_no_runner_up(lively_bert, examples):
+    """With two steps an input whose Î is not its gold step has no step that is neither (nothing to try, left out of
+    the rate); one read right is tried under the other step. ``top_k=1`` reads no runner-up: no sensitivities."""
+    torch.manual_seed(0)
+    two = build_model(get_task("jsonl"), "cott", str(lively_bert), ["animal", "vehicle"], THINGS)
+    chosen = [Example(e.fields, (KINDS[e.label],), e.label, {}) for e in examples]
+    known, labels = two.known_steps(), two.answer.labels
+    hats = reason(two, [e.fields for e in chosen], None, MAX_LENGTH)["step_hat"].tolist()
+    tried = [(e, known[1 - h]) for e, h in zip(chosen, hats) if known[h] == e.step]
+    assert 0 < len(tried) < len(chosen)  # some inputs have a wrong step left, some none
+    under = reason(two, [e.fields for e, _ in tried], [two.step_phrase(s) for _, s in tried], MAX_LENGTH)["p_answer_step"]
+    follows = [labels[int(p.argmax())] in STEP_ANSWERS[s[0]] for p, (_, s) in zip(under, tried)]
+    assert 0 < sum(follows) < len(follows)
+    res = evaluate(two, chosen, "classification", "rectified", MAX_LENGTH, batch_size=6, top_k=1, progress=False,
+                   step_answers=STEP_ANSWERS)
+    assert res["following_rate"] == pytest.approx(sum(follows) / len(follows))
+    assert res["step_accuracy"] == pytest.approx(len(tried) / len(chosen))
+    assert "step_sensitivity" not in res and "step2_sensitivity" not in res
+
+
 def test_a_model_answering_directly_has_no_step_sensitivity(model, examples):
     res = evaluate(model, examples[:6], "classification", "direct", MAX_LENGTH, batch_size=4, progress=False)
     assert res["step_sensitivity"] is None
@@ -150,7 +170,9 @@ def test_one_step_models_rank_tied_coverage_in_input_order(lively_bert, examples
     half = len(texts) // 2  # the first half answered right, the rest wrong
     chosen = [Example(f, ("animal",), y if k < half else next(t for t in THINGS if t != y), {})
               for k, (f, y) in enumerate(zip(texts, own))]
-    res = evaluate(one, chosen, "classification", "step2", MAX_LENGTH, batch_size=3, progress=False)
+    res = evaluate(one, chosen, "classification", "step2", MAX_LENGTH, batch_size=3, progress=False,
+                   step_answers=STEP_ANSWERS)
+    assert "following_rate" not in res  # one step: never a wrong step to try
     correct = [k < half for k in range(len(chosen))]
     assert res["accuracy_at_coverage"]["0.50"] == 7 / 8  # 8 of 15 kept: the 7 right ones first, then a wrong one
     assert res["accuracy_at_coverage"] == pytest.approx(metrics.accuracy_at_coverage(correct, [1.0] * len(correct)))
