@@ -99,6 +99,28 @@ def test_a_backbone_without_mlm_head_says_so_in_one_line_of_ours_not_a_weights_t
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
 
 
+def test_a_headless_distilbert_names_its_head_weights_having_no_common_prefix(tiny_distilbert, tmp_path, caplog, capfd):
+    """DistilBERT's MLM head lies at the top level (vocab_transform, vocab_layer_norm, vocab_projector), not under one
+    prefix like BERT's cls.predictions.* or RoBERTa's lm_head.*: the line names its weights instead, sorted."""
+    from transformers import DistilBertConfig, DistilBertModel
+
+    DistilBertModel(DistilBertConfig.from_pretrained(tiny_distilbert)).save_pretrained(tmp_path)
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(tmp_path)), caplog, capfd)
+    head = "vocab_layer_norm.bias, vocab_layer_norm.weight, vocab_projector.bias, vocab_transform.bias, vocab_transform.weight"
+    assert [r.getMessage() for r in ours] == [
+        f"backbone {tmp_path} has no MLM head: CoTT starts one ({head}, 5 weights) and trains it with the task"]
+
+
+def test_head_weights_under_one_prefix_are_named_by_the_deepest_one_all_share():
+    """The fresh head's name in that line: the parts every weight's module path shares, up to the first that differs."""
+    from cott.backbones import _common_prefix
+
+    assert _common_prefix(["cls.predictions.bias", "cls.predictions.transform.dense.weight"]) == "cls.predictions.*"
+    assert _common_prefix(["lm_head.bias", "lm_head.dense.weight", "lm_head.layer_norm.weight"]) == "lm_head.*"
+    assert _common_prefix(["head.a.x.weight", "head.b.x.weight"]) == "head.*"  # not head.x.*: the parts after differ
+    assert _common_prefix(["head.a.x.weight", "head.a.y.weight"]) == "head.a.*"
+
+
 @pytest.mark.parametrize("case", ["encoder weight missing", "unknown weight", "part of the head missing"])
 def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, tiny_bert, tmp_path, caplog, capfd):
     config = BertConfig.from_pretrained(tiny_bert)
