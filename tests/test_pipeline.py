@@ -121,6 +121,21 @@ def test_marked_relation_inputs():
         "text": "[Ada] works for Acme", "subj": "[Ada", "obj": "Acme", "marked": "@ [Ada @ ] works for # Acme #"}
 
 
+def test_a_badly_marked_relation_input_is_refused_in_words_that_say_how_to_mark_it():
+    """Each refusal names the problem and the mark it concerns, then shows how to mark a relation input."""
+    how = "mark the subject as [[subject]] and the object as {{object}}, e.g. '[[Ada]] works for {{Acme}}.'"
+    for bad, problem in [("Ada works for {{Acme}}", "no subject marked"), ("[[Ada]] works for Acme", "no object marked"),
+                         ("[[ ]] works for {{Acme}}", "the subject mark is empty"),
+                         ("[[Ada]] works for {{  }}", "the object mark is empty"),
+                         ("[[Ada]] works for }}Acme{{", "the object mark is closed before it is opened"),
+                         ("[[Ada]] and [[Bob]] work for {{Acme}}", "the subject must be marked exactly once ([[...]])"),
+                         ("[[Ada]] works for {{Acme}} and {{Bob}}", "the object must be marked exactly once ({{...}})"),
+                         ("[[Ada {{works]] for}}", "the subject and object marks overlap or are nested")]:
+        with pytest.raises(ValueError) as err:
+            parse_marked(bad)
+        assert str(err.value) == f"{problem}: {how}"
+
+
 def test_every_relation_input_marks_the_same_mentions():
     """Training (TACRED spans), the app ([[subject]] {{object}}) and plain dicts give one marked text."""
     tokens = "Bob met Ada ; Ada works for Acme .".split()
