@@ -120,6 +120,7 @@ def test_head_weights_under_one_prefix_are_named_by_the_deepest_one_all_share():
     assert _common_prefix(["lm_head.bias", "lm_head.dense.weight", "lm_head.layer_norm.weight"]) == "lm_head.*"
     assert _common_prefix(["head.a.x.weight", "head.b.x.weight"]) == "head.*"  # not head.x.*: the parts after differ
     assert _common_prefix(["head.a.x.weight", "head.a.y.weight"]) == "head.a.*"
+    assert _common_prefix(["lm_head.bias"]) == "lm_head.*"  # a head of one weight (the decoder tied)
 
 
 @pytest.mark.parametrize("case", ["encoder weight missing", "unknown weight", "part of the head missing"])
