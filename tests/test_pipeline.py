@@ -251,3 +251,35 @@ def test_the_card_shows_the_checkpoints_record_and_verbalizers(pipe):
     assert "init_from" not in card and "ingredients" not in card
     history = CoTTPipeline(pipe.model, replace(pipe.config, raw={"init_from": "a/b", "ingredients": ["x", "y"]})).card()
     assert (history["init_from"], history["ingredients"]) == ("a/b", ["x", "y"])
+
+
+def test_the_scope_score_is_the_checkpoints_signal_and_below_its_threshold_flags_the_input(pipe):
+    """``out_of_scope`` in the checkpoint: each input read with Î gets the named signal's score, flagged out of scope
+    when it is below the threshold (not at it); an injected step reads no scope; no fit, no score."""
+    text = "i saw a cat today"
+    plain = pipe(text)
+    assert (plain.scope_score, plain.out_of_scope) == (None, None)
+    top = sorted(plain.p_rectified, reverse=True)
+    for signal, score in (("p_step", plain.step_prob), ("max_rectified", top[0]), ("margin", top[0] - top[1]),
+                          ("max_direct", max(plain.p_answer))):
+        def scoped(threshold):
+            return CoTTPipeline(pipe.model, replace(pipe.config, out_of_scope={"signal": signal, "threshold": threshold}))
+
+        got = scoped(0.0)(text)
+        assert got.scope_score == pytest.approx(score, abs=1e-6) and got.out_of_scope is False
+        assert scoped(got.scope_score)(text).out_of_scope is False  # at the threshold: in scope
+        assert scoped(got.scope_score + 1e-3)(text).out_of_scope is True
+        injected = scoped(1.0)(text, step="vehicle")
+        assert (injected.scope_score, injected.out_of_scope) == (None, None)
+
+
+def test_a_checkpoint_loads_on_the_gpu_when_there_is_one_unless_a_device_is_named(pipe, monkeypatch, tmp_path):
+    import cott.pipeline
+
+    seen = []
+    monkeypatch.setattr(cott.pipeline, "load_checkpoint", lambda path, device: seen.append((path, device)) or (pipe.model, pipe.config))
+    for available, named, device in ((True, None, "cuda"), (False, None, "cpu"), (True, "cpu", "cpu"), (False, "meta", "meta")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        loaded = CoTTPipeline.from_pretrained(str(tmp_path), device=named, max_length=17)
+        assert seen[-1] == (tmp_path, device) and loaded.max_length == 17 and loaded.model is pipe.model
+    assert CoTTPipeline.from_pretrained(str(tmp_path)).max_length == pipe.config.max_length
