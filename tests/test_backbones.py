@@ -241,6 +241,34 @@ def test_a_weight_of_another_shape_is_warned_about_by_name(tiny_bert, tmp_path, 
                                 "bert.embeddings.token_type_embeddings.weight"), warnings[0]
 
 
+def test_one_warning_line_says_which_backbone_and_model_and_lists_each_kind_of_mismatch_in_turn(tiny_bert, tmp_path, caplog,
+                                                                                              capfd):
+    config = BertConfig.from_pretrained(tiny_bert)
+    folder = _headless(tmp_path / "model", config)
+    weights = load_file(folder / "model.safetensors")
+    weights["embeddings.token_type_embeddings.weight"] = torch.zeros(config.type_vocab_size + 1, config.hidden_size)
+    del weights["encoder.layer.1.output.dense.weight"]
+    weights["encoder.layer.1.adapter.weight"] = weights["pooler.dense.weight"].clone()
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(folder), ignore_mismatched_sizes=True), caplog, capfd)
+
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"backbone {folder} does not match BertForMaskedLM: "
+        "1 weight missing from the checkpoint, initialised at random: bert.encoder.layer.1.output.dense.weight; "
+        "1 weight in the checkpoint but not in the model, ignored: encoder.layer.1.adapter.weight; "
+        "1 weight of another shape in the checkpoint, initialised at random: bert.embeddings.token_type_embeddings.weight"]
+
+
+def test_twelve_odd_weights_are_all_named_with_none_more():
+    from cott.backbones import _names
+
+    keys = [f"w{i:02d}" for i in range(12)]
+    assert _names(reversed(keys)) == ", ".join(keys)
+    assert _names(keys + ["w12"]) == ", ".join(keys) + " and 1 more"
+
+
 def test_a_warning_names_twelve_odd_weights_and_counts_the_rest(tiny_bert, tmp_path, caplog, capfd):
     """Many odd weights: the warning counts them all, names the first twelve (sorted) and says how many more."""
     folder = _headless(tmp_path / "model", BertConfig.from_pretrained(tiny_bert))
