@@ -379,6 +379,17 @@ def test_with_hf_hub_offline_a_hub_id_loads_from_the_local_cache(monkeypatch, tm
     assert pipe.card()["task"] == CoTTPipeline.from_pretrained(str(shipped), device="cpu").card()["task"]
 
 
+def test_a_backbone_with_only_pickled_weights_is_refused(tmp_path):
+    """Safetensors only: a pytorch_model.bin (a pickle, which can run code when loaded) is never read."""
+    from transformers import BertForMaskedLM
+
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20)
+    config.save_pretrained(tmp_path)
+    torch.save(BertForMaskedLM(config).state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="model.safetensors"):
+        load_masked_lm(str(tmp_path))
+
+
 def test_a_half_precision_backbone_loads_in_float32_and_trains_with_the_heads(tmp_path):
     """transformers v5 keeps a checkpoint's own dtype by default; an fp16 backbone beside fp32 heads would fail in
     training (Half vs Float) or train in half precision. Ours loads in float32 unless asked otherwise."""
