@@ -317,9 +317,10 @@ def _hub(monkeypatch, tmp_path, answer=None):
 HUB_ID = "cott-tests-no-such-owner/no-such-checkpoint"
 
 
-def test_a_hub_id_that_is_not_cached_fails_fast_offline_with_a_clear_message(monkeypatch, tmp_path):
+@pytest.mark.parametrize("offline", ["1", "on", "Yes", "TRUE"])  # huggingface_hub's own truthy values, any case
+def test_a_hub_id_that_is_not_cached_fails_fast_offline_with_a_clear_message(offline, monkeypatch, tmp_path):
     _hub(monkeypatch, tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read at the call, not only when huggingface_hub was imported
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)  # read at the call, not only when huggingface_hub was imported
     start = time.monotonic()
     with pytest.raises(CheckpointError) as err:
         CoTTPipeline.from_pretrained(HUB_ID, device="cpu")
@@ -328,6 +329,19 @@ def test_a_hub_id_that_is_not_cached_fails_fast_offline_with_a_clear_message(mon
     assert message.startswith(f"could not download {HUB_ID} from the Hugging Face Hub (HF_HUB_OFFLINE is set and it is "
                               "not in the local cache)")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("local", ["./no-such/checkpoint", "/no-such/checkpoint", "~/no-such-cott/checkpoint"])
+def test_a_missing_local_path_is_not_looked_up_on_the_hub(local, monkeypatch, tmp_path):
+    """A path written as local (./, /, ~) that does not exist is a missing checkpoint, never a Hub id."""
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    _hub(monkeypatch, tmp_path)  # a request to the Hub fails the test
+    with pytest.raises(CheckpointError, match="not a checkpoint directory") as err:
+        CoTTPipeline.from_pretrained(local, device="cpu")
+    assert "Hugging Face" not in str(err.value)
 
 
 def _unreachable():
