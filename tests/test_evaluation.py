@@ -261,3 +261,10 @@ def test_a_progress_bar_named_evaluate_shows_by_default_and_is_cleared(model, ex
     assert "evaluate: " in err and err.endswith("\r")  # the bar, wiped when done: no finished bar left in a log
     evaluate(model, examples[:4], "classification", "rectified", MAX_LENGTH, batch_size=2, top_k=1, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_the_headline_is_relation_micro_f1_or_classification_accuracy():
+    """Relation accuracy counts the many right "no_relation" answers; model selection reads micro-F1 without them."""
+    result = {"answer": {"accuracy": 0.9, "f1": 0.4, "micro_f1": 0.6}}
+    assert headline(result, "relation") == 0.4
+    assert headline(result, "classification") == 0.9
