@@ -177,6 +177,10 @@ def test_one_step_models_rank_tied_coverage_in_input_order(lively_bert, examples
     assert res["accuracy_at_coverage"]["0.50"] == 7 / 8  # 8 of 15 kept: the 7 right ones first, then a wrong one
     assert res["accuracy_at_coverage"] == pytest.approx(metrics.accuracy_at_coverage(correct, [1.0] * len(correct)))
     assert _flat(res["coverage_curve"]) == pytest.approx(_flat(metrics.coverage_curve(correct, [1.0] * len(correct))))
+    longest_first = chosen[::-1]  # the wrong ones first: evaluate reads them last (shortest prompt first)
+    res = evaluate(one, longest_first, "classification", "step2", MAX_LENGTH, batch_size=4, progress=False)
+    assert res["accuracy_at_coverage"]["0.50"] == 0  # 8 of 15 kept: the 8 wrong ones given first
+    assert res["accuracy_at_coverage"] == pytest.approx(metrics.accuracy_at_coverage(correct[::-1], [1.0] * len(correct)))
 
 
 def test_a_baseline_is_scored_in_direct_mode_with_its_own_confidence(lively_bert, examples):
