@@ -96,6 +96,7 @@ def test_fields_checks_an_input_as_a_call_would(pipe):
 
 
 def test_top_k_marginal(pipe):
+    assert pipe("a big red bus").p_marginal is None  # top_k=1 by default: Î alone, no marginal
     pred = pipe("a big red bus", top_k=2)
     exact = [sum(p * q for p, q in zip(pred.p_steps, col)) for col in zip(*pipe.sweep("a big red bus").probs)]
     assert pred.p_marginal == pytest.approx(exact, abs=1e-5)  # two steps: top-2 is every step
