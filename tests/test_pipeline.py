@@ -284,3 +284,23 @@ def test_a_checkpoint_loads_on_the_gpu_when_there_is_one_unless_a_device_is_name
         loaded = CoTTPipeline.from_pretrained(str(tmp_path), device=named, max_length=17)
         assert seen[-1] == (tmp_path, device) and loaded.max_length == 17 and loaded.model is pipe.model
     assert CoTTPipeline.from_pretrained(str(tmp_path)).max_length == pipe.config.max_length
+
+
+def test_a_model_without_steps_answers_directly_and_refuses_a_step(lively, lively_bert, toy_data):
+    from cott.inference import reason
+
+    model, _ = toy_model(lively_bert, toy_data, method="prompt")
+    direct = CoTTPipeline(model, lively.config)
+    assert not direct.has_steps
+    texts = ["i saw a cat today", "a big red bus"]
+    probs = reason(model, [{"text": t} for t in texts], None, direct.max_length)["p_answer"]
+    for text, pred, p in zip(texts, direct(texts), probs):
+        assert (pred.text, pred.labels, pred.steps, pred.step, pred.injected) == (text, direct.labels, [], None, False)
+        assert pred.p_answer == pred.p_rectified == pred.p_final == pytest.approx(p.tolist())
+        assert pred.answer == direct.labels[int(p.argmax())] and pred.answer_mode == "direct"
+        assert (pred.scope_score, pred.out_of_scope, pred.truncated) == (None, None, False)
+    scoped = CoTTPipeline(model, replace(lively.config, out_of_scope={"signal": "max_direct", "threshold": 2.0}))
+    pred = scoped(texts[0])
+    assert pred.scope_score == pytest.approx(float(probs[0].max()), abs=1e-6) and pred.out_of_scope is True
+    with pytest.raises(ValueError, match="^this model has no intermediate step to inject$"):
+        direct(texts[0], step="animal")
