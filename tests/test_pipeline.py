@@ -273,7 +273,7 @@ def test_the_scope_score_is_the_checkpoints_signal_and_below_its_threshold_flags
         injected = scoped(1.0)(text, step="vehicle")
         assert (injected.scope_score, injected.out_of_scope) == (None, None)
         both = scoped(0.0)([text, "a big red bus"])  # each input of a batch scored on its own
-        assert [p.scope_score for p in both] == pytest.approx([got.scope_score, scoped(0.0)("a big red bus").scope_score])
+        assert [p.scope_score for p in both] == pytest.approx([got.scope_score, scoped(0.0)("a big red bus").scope_score], abs=1e-5)
 
 
 def test_a_checkpoint_loads_on_the_gpu_when_there_is_one_unless_a_device_is_named(pipe, monkeypatch, tmp_path):
