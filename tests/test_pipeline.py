@@ -306,3 +306,12 @@ def test_a_model_without_steps_answers_directly_and_refuses_a_step(lively, livel
     assert pred.scope_score == pytest.approx(float(probs[0].max()), abs=1e-6) and pred.out_of_scope is True
     with pytest.raises(ValueError, match="^this model has no intermediate step to inject$"):
         direct(texts[0], step="animal")
+
+
+def test_a_relation_pipeline_reads_a_tokenized_span_input_and_refuses_mentions_without_text(pipe):
+    relation = CoTTPipeline(pipe.model, replace(pipe.config, kind="relation"))
+    tokens = "Bob met Ada ; Ada works for Acme .".split()
+    spans = {"subj_start": 2, "subj_end": 2, "obj_start": 7, "obj_end": 7}
+    assert relation.fields({"token": tokens, **spans}) == relation_example(tokens, spans).fields
+    with pytest.raises(ValueError, match="^the input text is empty$"):
+        relation.fields({"subj": "Ada", "obj": "Acme"})
