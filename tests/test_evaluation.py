@@ -133,11 +133,31 @@ def test_by_default_the_runner_up_is_read_and_the_marginal_spans_the_top_three_s
     assert "following_rate" not in res and "inconsistency_rate" not in res  # asked for by step_answers, hierarchy
 
 
+def test_the_following_rate_tries_only_inputs_with_a_wrong_step_left_and_top_1_reads_no_runner_up(lively_bert, examples):
+    """With two steps an input whose Î is not its gold step has no step that is neither (nothing to try, left out of
+    the rate); one read right is tried under the other step. ``top_k=1`` reads no runner-up: no sensitivities."""
+    torch.manual_seed(0)
+    two = build_model(get_task("jsonl"), "cott", str(lively_bert), ["animal", "vehicle"], THINGS)
+    chosen = [Example(e.fields, (KINDS[e.label],), e.label, {}) for e in examples]
+    known, labels = two.known_steps(), two.answer.labels
+    hats = reason(two, [e.fields for e in chosen], None, MAX_LENGTH)["step_hat"].tolist()
+    tried = [(e, known[1 - h]) for e, h in zip(chosen, hats) if known[h] == e.step]
+    assert 0 < len(tried) < len(chosen)  # some inputs have a wrong step left, some none
+    under = reason(two, [e.fields for e, _ in tried], [two.step_phrase(s) for _, s in tried], MAX_LENGTH)["p_answer_step"]
+    follows = [labels[int(p.argmax())] in STEP_ANSWERS[s[0]] for p, (_, s) in zip(under, tried)]
+    assert 0 < sum(follows) < len(follows)
+    res = evaluate(two, chosen, "classification", "rectified", MAX_LENGTH, batch_size=6, top_k=1, progress=False,
+                   step_answers=STEP_ANSWERS)
+    assert res["following_rate"] == pytest.approx(sum(follows) / len(follows))
+    assert res["step_accuracy"] == pytest.approx(len(tried) / len(chosen))
+    assert "step_sensitivity" not in res and "step2_sensitivity" not in res
+
+
 def test_a_model_answering_directly_has_no_step_sensitivity(model, examples):
     res = evaluate(model, examples[:6], "classification", "direct", MAX_LENGTH, batch_size=4, progress=False)
     assert res["step_sensitivity"] is None
     assert res["step2_sensitivity"] is not None
-    assert "n/a (the model answers directly)" in summary(res)
+    assert "  step_sensitivity n/a (the model answers directly)" in summary(res).splitlines()
 
 
 def test_one_step_models_rank_tied_coverage_in_input_order(lively_bert, examples):
@@ -150,11 +170,17 @@ def test_one_step_models_rank_tied_coverage_in_input_order(lively_bert, examples
     half = len(texts) // 2  # the first half answered right, the rest wrong
     chosen = [Example(f, ("animal",), y if k < half else next(t for t in THINGS if t != y), {})
               for k, (f, y) in enumerate(zip(texts, own))]
-    res = evaluate(one, chosen, "classification", "step2", MAX_LENGTH, batch_size=3, progress=False)
+    res = evaluate(one, chosen, "classification", "step2", MAX_LENGTH, batch_size=3, progress=False,
+                   step_answers=STEP_ANSWERS)
+    assert "following_rate" not in res  # one step: never a wrong step to try
     correct = [k < half for k in range(len(chosen))]
     assert res["accuracy_at_coverage"]["0.50"] == 7 / 8  # 8 of 15 kept: the 7 right ones first, then a wrong one
     assert res["accuracy_at_coverage"] == pytest.approx(metrics.accuracy_at_coverage(correct, [1.0] * len(correct)))
     assert _flat(res["coverage_curve"]) == pytest.approx(_flat(metrics.coverage_curve(correct, [1.0] * len(correct))))
+    longest_first = chosen[::-1]  # the wrong ones first: evaluate reads them last (shortest prompt first)
+    res = evaluate(one, longest_first, "classification", "step2", MAX_LENGTH, batch_size=4, progress=False)
+    assert res["accuracy_at_coverage"]["0.50"] == 0  # 8 of 15 kept: the 8 wrong ones given first
+    assert res["accuracy_at_coverage"] == pytest.approx(metrics.accuracy_at_coverage(correct[::-1], [1.0] * len(correct)))
 
 
 def test_a_baseline_is_scored_in_direct_mode_with_its_own_confidence(lively_bert, examples):
@@ -239,3 +265,10 @@ def test_a_progress_bar_named_evaluate_shows_by_default_and_is_cleared(model, ex
     assert "evaluate: " in err and err.endswith("\r")  # the bar, wiped when done: no finished bar left in a log
     evaluate(model, examples[:4], "classification", "rectified", MAX_LENGTH, batch_size=2, top_k=1, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_the_headline_is_relation_micro_f1_or_classification_accuracy():
+    """Relation accuracy counts the many right "no_relation" answers; model selection reads micro-F1 without them."""
+    result = {"answer": {"accuracy": 0.9, "f1": 0.4, "micro_f1": 0.6}}
+    assert headline(result, "relation") == 0.4
+    assert headline(result, "classification") == 0.9

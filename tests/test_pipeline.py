@@ -96,6 +96,7 @@ def test_fields_checks_an_input_as_a_call_would(pipe):
 
 
 def test_top_k_marginal(pipe):
+    assert pipe("a big red bus").p_marginal is None  # top_k=1 by default: Î alone, no marginal
     pred = pipe("a big red bus", top_k=2)
     exact = [sum(p * q for p, q in zip(pred.p_steps, col)) for col in zip(*pipe.sweep("a big red bus").probs)]
     assert pred.p_marginal == pytest.approx(exact, abs=1e-5)  # two steps: top-2 is every step
@@ -119,6 +120,21 @@ def test_marked_relation_inputs():
     assert parse_marked("{{阿里巴巴}}[[马云]]")["marked"] == "# 阿里巴巴 # @ 马云 @"
     assert parse_marked("[[[Ada]]] works for {{Acme}}") == {
         "text": "[Ada] works for Acme", "subj": "[Ada", "obj": "Acme", "marked": "@ [Ada @ ] works for # Acme #"}
+
+
+def test_a_badly_marked_relation_input_is_refused_in_words_that_say_how_to_mark_it():
+    """Each refusal names the problem and the mark it concerns, then shows how to mark a relation input."""
+    how = "mark the subject as [[subject]] and the object as {{object}}, e.g. '[[Ada]] works for {{Acme}}.'"
+    for bad, problem in [("Ada works for {{Acme}}", "no subject marked"), ("[[Ada]] works for Acme", "no object marked"),
+                         ("[[ ]] works for {{Acme}}", "the subject mark is empty"),
+                         ("[[Ada]] works for {{  }}", "the object mark is empty"),
+                         ("[[Ada]] works for }}Acme{{", "the object mark is closed before it is opened"),
+                         ("[[Ada]] and [[Bob]] work for {{Acme}}", "the subject must be marked exactly once ([[...]])"),
+                         ("[[Ada]] works for {{Acme}} and {{Bob}}", "the object must be marked exactly once ({{...}})"),
+                         ("[[Ada {{works]] for}}", "the subject and object marks overlap or are nested")]:
+        with pytest.raises(ValueError) as err:
+            parse_marked(bad)
+        assert str(err.value) == f"{problem}: {how}"
 
 
 def test_every_relation_input_marks_the_same_mentions():
@@ -236,3 +252,66 @@ def test_the_card_shows_the_checkpoints_record_and_verbalizers(pipe):
     assert "init_from" not in card and "ingredients" not in card
     history = CoTTPipeline(pipe.model, replace(pipe.config, raw={"init_from": "a/b", "ingredients": ["x", "y"]})).card()
     assert (history["init_from"], history["ingredients"]) == ("a/b", ["x", "y"])
+
+
+def test_the_scope_score_is_the_checkpoints_signal_and_below_its_threshold_flags_the_input(pipe):
+    """``out_of_scope`` in the checkpoint: each input read with Î gets the named signal's score, flagged out of scope
+    when it is below the threshold (not at it); an injected step reads no scope; no fit, no score."""
+    text = "i saw a cat today"
+    plain = pipe(text)
+    assert (plain.scope_score, plain.out_of_scope) == (None, None)
+    top = sorted(plain.p_rectified, reverse=True)
+    for signal, score in (("p_step", plain.step_prob), ("max_rectified", top[0]), ("margin", top[0] - top[1]),
+                          ("max_direct", max(plain.p_answer))):
+        def scoped(threshold):
+            return CoTTPipeline(pipe.model, replace(pipe.config, out_of_scope={"signal": signal, "threshold": threshold}))
+
+        got = scoped(0.0)(text)
+        assert got.scope_score == pytest.approx(score, abs=1e-6) and got.out_of_scope is False
+        assert scoped(got.scope_score)(text).out_of_scope is False  # at the threshold: in scope
+        assert scoped(got.scope_score + 1e-3)(text).out_of_scope is True
+        injected = scoped(1.0)(text, step="vehicle")
+        assert (injected.scope_score, injected.out_of_scope) == (None, None)
+        both = scoped(0.0)([text, "a big red bus"])  # each input of a batch scored on its own
+        assert [p.scope_score for p in both] == pytest.approx([got.scope_score, scoped(0.0)("a big red bus").scope_score], abs=1e-5)
+
+
+def test_a_checkpoint_loads_on_the_gpu_when_there_is_one_unless_a_device_is_named(pipe, monkeypatch, tmp_path):
+    import cott.pipeline
+
+    seen = []
+    monkeypatch.setattr(cott.pipeline, "load_checkpoint", lambda path, device: seen.append((path, device)) or (pipe.model, pipe.config))
+    for available, named, device in ((True, None, "cuda"), (False, None, "cpu"), (True, "cpu", "cpu"), (False, "meta", "meta")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        loaded = CoTTPipeline.from_pretrained(str(tmp_path), device=named, max_length=17)
+        assert seen[-1] == (tmp_path, device) and loaded.max_length == 17 and loaded.model is pipe.model
+    assert CoTTPipeline.from_pretrained(str(tmp_path)).max_length == pipe.config.max_length
+
+
+def test_a_model_without_steps_answers_directly_and_refuses_a_step(lively, lively_bert, toy_data):
+    from cott.inference import reason
+
+    model, _ = toy_model(lively_bert, toy_data, method="prompt")
+    direct = CoTTPipeline(model, lively.config)
+    assert not direct.has_steps
+    texts = ["i saw a cat today", "a big red bus"]
+    probs = reason(model, [{"text": t} for t in texts], None, direct.max_length)["p_answer"]
+    for text, pred, p in zip(texts, direct(texts), probs):
+        assert (pred.text, pred.labels, pred.steps, pred.step, pred.injected) == (text, direct.labels, [], None, False)
+        assert pred.p_answer == pred.p_rectified == pred.p_final == pytest.approx(p.tolist())
+        assert pred.answer == direct.labels[int(p.argmax())] and pred.answer_mode == "direct"
+        assert (pred.scope_score, pred.out_of_scope, pred.truncated) == (None, None, False)
+    scoped = CoTTPipeline(model, replace(lively.config, out_of_scope={"signal": "max_direct", "threshold": 2.0}))
+    pred = scoped(texts[0])
+    assert pred.scope_score == pytest.approx(float(probs[0].max()), abs=1e-6) and pred.out_of_scope is True
+    with pytest.raises(ValueError, match="^this model has no intermediate step to inject$"):
+        direct(texts[0], step="animal")
+
+
+def test_a_relation_pipeline_reads_a_tokenized_span_input_and_refuses_mentions_without_text(pipe):
+    relation = CoTTPipeline(pipe.model, replace(pipe.config, kind="relation"))
+    tokens = "Bob met Ada ; Ada works for Acme .".split()
+    spans = {"subj_start": 2, "subj_end": 2, "obj_start": 7, "obj_end": 7}
+    assert relation.fields({"token": tokens, **spans}) == relation_example(tokens, spans).fields
+    with pytest.raises(ValueError, match="^the input text is empty$"):
+        relation.fields({"subj": "Ada", "obj": "Acme"})
