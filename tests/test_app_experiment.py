@@ -283,6 +283,23 @@ def test_chunks_give_the_rows_of_one_call_in_file_order(pipes, tmp_path, monkeyp
     assert strip(chunked) == strip(whole)
 
 
+def test_each_chunk_injects_the_files_own_steps_or_the_fixed_one(pipes, tmp_path, monkeypatch):
+    """The steps a plan carries reach the model chunk by chunk: "given" injects each row's step from the file (the
+    chunk's own slice), "fixed" the one step into every row."""
+    pipe = pipes["cls"]
+    steps = ["travel", "utility", "banking", "utility", "travel"]
+    rows = [{"text": t, "step": s} for t, s in zip(["what is my balance", "book a flight", "set an alarm",
+                                                    "weather in paris", "transfer money"], steps)]
+    path = csv_file(tmp_path, rows)
+    monkeypatch.setattr(exp, "CHUNK", 2)
+    given = exp.run(plan_of(pipe, path, "given"), runner_of(pipe))
+    assert [[i.step for i in r.injections] for r in given] == [[s] for s in steps]
+    for rec, row in zip(given, rows):
+        assert rec.injections[0].answer == pipe(row["text"], step=row["step"]).answer
+    fixed = exp.run(plan_of(pipe, path, "fixed", "utility"), runner_of(pipe))
+    assert [[i.step for i in r.injections] for r in fixed] == [["utility"]] * len(rows)
+
+
 def test_result_rows_are_the_pipelines_answers(pipes, tmp_path):
     pipe = pipes["cls"]
     plan = plan_of(pipe, csv_file(tmp_path, ROWS), "all")

@@ -202,6 +202,19 @@ def test_an_injected_step_is_the_one_the_answer_is_explained_under(trained):
     assert exp.step == "animal" and exp.answer_step == "vehicle"
     assert exp.answer_prob == pytest.approx(trained("i saw a cat today", step="vehicle").p_answer_step[
         trained.labels.index(exp.answer)], abs=1e-5)
+    assert exp.text == "i saw a cat today"
+    free = trained.explain("i saw a cat today", step="red house")  # free words: no label to name them by
+    assert free.answer_step == "red house"
+    assert free.answer_prob == pytest.approx(max(trained("i saw a cat today", step="red house").p_answer_step), abs=1e-5)
+
+
+def test_a_text_longer_than_the_pipelines_max_length_is_explained_as_far_as_the_prompt_reads_it(trained):
+    """The prompts are cut at the pipeline's max_length (48 here, not the library's default): words past it are not
+    seen, and score nothing."""
+    text = " ".join(["dog", "cat", "car", "bus"] * 15)
+    exp = trained.explain(text, method="occlusion")
+    assert exp.seen[0] and not exp.seen[-1] and 10 < sum(exp.seen) < 48
+    assert all(s == 0 for s, seen in zip(exp.answer_scores, exp.seen) if not seen)
 
 
 def test_wordpiece_sub_tokens_group_into_words(tiny_bert):
@@ -256,6 +269,8 @@ def test_relation_markers_are_kept_and_never_attributed(tiny_bert):
         texts = p.enc.text_pos
         left = [p.enc.input_ids[i] for i in texts if i not in p.slots]
         assert len(left) == 4 and set(left) <= set(markers)  # the four markers, never a slot
+    of = parse(model, fields[0]).word_of_token
+    assert of.count(-1) == 4 and min(of) == -1  # each marker token is -1 (no word), as Parsed documents
 
 
 def test_explaining_leaves_concurrent_predictions_alone(trained):

@@ -167,6 +167,22 @@ def test_run_reads_the_texts_from_the_fields_unconstrained_by_default(pipe):
     assert not all(i.follows for r in plain for i in r.injections)  # unconstrained: some answers leave the step
 
 
+def test_each_input_is_reasoned_about_once_in_batches_of_batch_size(pipe, monkeypatch):
+    """One Step I pass per batch of ``batch_size`` inputs, each input in exactly one batch; the records are those of
+    one large batch."""
+    import cott.counterfactual as cf
+
+    texts = TEXTS + ["the small car"]
+    whole = run(pipe.model, [pipe.fields(t) for t in texts], "all", **_run_args(pipe))
+    batches, reason = [], cf.reason
+    monkeypatch.setattr(cf, "reason", lambda model, fields, *a, **k: batches.append([f["text"] for f in fields])
+                        or reason(model, fields, *a, **k))
+    batched = run(pipe.model, [pipe.fields(t) for t in texts], "all", batch_size=2, **_run_args(pipe))
+    assert [len(b) for b in batches] == [2, 2, 1] and sorted(t for b in batches for t in b) == sorted(texts)
+    assert [(r.text, r.answer, [(i.step, i.answer) for i in r.injections]) for r in batched] == [
+        (r.text, r.answer, [(i.step, i.answer) for i in r.injections]) for r in whole]
+
+
 def test_random_wrong_steps_are_drawn_with_seed_zero_by_default(lively_bert):
     """Three steps: besides Î two are wrong, so the seed picks one."""
     torch.manual_seed(0)

@@ -298,3 +298,18 @@ def test_a_hub_configuration_and_an_unreachable_hub(tmp_path, cache, monkeypatch
     monkeypatch.setattr(cott.hub, "_reachable", lambda: False)
     with pytest.raises(DataError, match=r"the Hugging Face Hub \(https://huggingface.co\) could not be reached"):
         load_jsonl("someone/other", "train")
+
+
+def test_loading_quiets_the_datasets_library_and_no_other_logger(monkeypatch):
+    """``datasets``' progress bars and info logs are silenced; the root logger (the user's) is left as it was."""
+    import logging
+
+    from cott.examples import quiet
+
+    root, lib = logging.getLogger(), logging.getLogger("datasets")
+    monkeypatch.setattr(root, "level", logging.INFO)
+    monkeypatch.setattr(lib, "level", logging.INFO)
+    monkeypatch.setattr(datasets, "disable_progress_bars", lambda: calls.append("bars"))
+    calls = []
+    quiet()
+    assert calls == ["bars"] and lib.level == logging.ERROR and root.level == logging.INFO

@@ -431,6 +431,18 @@ def test_mlm_warmup_logs_its_first_and_last_loss_and_shows_its_bar_as_asked(tiny
         "MLM warm-up: loss 0.000 -> 0.000 over 0 iterations"]  # no iteration: no loss to show
 
 
+@pytest.mark.parametrize("lr", [0.0, 1e-2])
+def test_mlm_warmup_moves_the_head_at_the_rate_it_is_given(tiny_bert, toy_data, lr):
+    """The warm-up's AdamW steps at ``lr`` (the run's --head-lr): at 0 the head stays exactly as it was."""
+    from train.warmup import mlm_warmup
+
+    model, examples = toy_model(tiny_bert, toy_data)
+    before = [p.detach().clone() for p in model.head_parameters()]
+    mlm_warmup(model, [e.fields["text"] for e in examples], 2, batch_size=8, lr=lr, progress=False)
+    moved = [not torch.equal(b, p) for b, p in zip(before, model.head_parameters())]
+    assert any(moved) == (lr > 0)
+
+
 def test_the_test_sample_is_the_same_whatever_the_training_seed(tiny_bert, toy_data, tmp_path, monkeypatch):
     """--max-test-examples reads one seeded sample of the test split: every run of every seed meets the same examples."""
     import train.loop
