@@ -315,3 +315,44 @@ def test_a_relation_pipeline_reads_a_tokenized_span_input_and_refuses_mentions_w
     assert relation.fields({"token": tokens, **spans}) == relation_example(tokens, spans).fields
     with pytest.raises(ValueError, match="^the input text is empty$"):
         relation.fields({"subj": "Ada", "obj": "Acme"})
+
+
+def test_a_prediction_as_a_dict_holds_every_field_and_follows_the_checkpoints_answer_mode(pipe):
+    """``to_dict``: every field by name (what the app and the CLIs write out); Î's prediction answers from the
+    checkpoint's answer mode, an injected step's from Step II, whatever the checkpoint says."""
+    from dataclasses import fields
+
+    pred = pipe("i saw a cat today")
+    as_dict = pred.to_dict()
+    assert as_dict == {f.name: getattr(pred, f.name) for f in fields(pred)} and as_dict["text"] == "i saw a cat today"
+    assert pipe.num_step_slots == 1
+    for mode, source in (("direct", "p_answer"), ("step2", "p_answer_step"), ("rectified", "p_rectified")):
+        moded = CoTTPipeline(pipe.model, replace(pipe.config, answer_mode=mode))
+        assert moded.answer_mode == mode
+        own, injected = moded("i saw a cat today"), moded("i saw a cat today", step="vehicle")
+        assert (own.answer_mode, own.p_final) == (mode, getattr(own, source))
+        assert own.answer == own.labels[max(range(len(own.p_final)), key=own.p_final.__getitem__)]
+        assert (injected.answer_mode, injected.p_final, injected.step) == ("step2", injected.p_answer_step, "vehicle")
+        assert not own.injected and injected.injected and own.step == pipe.steps[own.p_steps.index(max(own.p_steps))]
+
+
+def test_each_input_of_a_batch_keeps_its_own_truncation_flag_and_text_across_chunks(pipe):
+    """Only the inputs that the checkpoint's max_length cuts are flagged, chunk by chunk, with or without a step."""
+    short, long = "a cat", "a cat " + "and a big red dog " * 40
+    texts = [short, long, short, long, long]
+    for step in (None, "vehicle"):
+        for batch_size in (1, 2, 32):
+            preds = pipe(texts, step=step, batch_size=batch_size)
+            assert [p.truncated for p in preds] == [False, True, False, True, True]
+            assert [p.text for p in preds] == texts
+    first_only = pipe([short, long], step=["animal", None], batch_size=1)
+    assert [(p.step, p.injected, p.step_prob is None) for p in first_only][0] == ("animal", True, False)
+    assert first_only[1].step == pipe(long).step and not first_only[1].injected
+
+
+def test_a_mention_next_to_or_repeated_after_the_other_is_marked_at_its_next_free_occurrence():
+    """The object is found at the first occurrence clear of the subject: one that starts where the subject ends
+    counts as clear, and after an overlap the search goes on forwards, not from the end."""
+    assert mark_mentions("the JoJo show", "Jo", "Jo") == "the @ Jo @ # Jo # show"
+    assert mark_mentions("Jo and Jo and Jo", "Jo", "Jo") == "@ Jo @ and # Jo # and Jo"
+    assert mark_mentions("Ada works .", "", "Ada") == "# Ada # works ."
