@@ -356,3 +356,24 @@ def test_a_mention_next_to_or_repeated_after_the_other_is_marked_at_its_next_fre
     assert mark_mentions("the JoJo show", "Jo", "Jo") == "the @ Jo @ # Jo # show"
     assert mark_mentions("Jo and Jo and Jo", "Jo", "Jo") == "@ Jo @ and # Jo # and Jo"
     assert mark_mentions("Ada works .", "", "Ada") == "# Ada # works ."
+
+
+def test_counterfactuals_read_the_pipelines_scope_fit_answer_mode_max_length_and_seed(pipe):
+    """``pipe.counterfactuals`` hands the checkpoint's out-of-scope fit and answer mode, the pipeline's own
+    max_length and the seed (0 by default) to ``cott.counterfactual.run``: records agree with ``pipe(text)``."""
+    texts = ["i saw a cat today", "a cat " + "and a big red dog " * 7]
+    for mode in ("direct", "step2"):
+        fit = {"signal": "max_rectified", "threshold": 0.5}
+        scoped = CoTTPipeline(pipe.model, replace(pipe.config, out_of_scope=fit, answer_mode=mode))
+        for text, rec in zip(texts, scoped.counterfactuals(texts, "runner_up")):
+            alone = scoped(text)
+            assert (rec.text, rec.step, rec.answer) == (text, alone.step, alone.answer)
+            assert rec.scope_score == pytest.approx(alone.scope_score, abs=1e-5)
+            assert rec.out_of_scope == alone.out_of_scope and rec.truncated == alone.truncated
+    assert [r.truncated for r in pipe.counterfactuals(texts, "runner_up")] == [False, True]
+    roomy = CoTTPipeline(pipe.model, pipe.config, max_length=120)
+    assert [r.truncated for r in roomy.counterfactuals(texts, "runner_up")] == [False, False]
+    gold = ["animal", "vehicle"]
+    assert pipe.counterfactuals(texts, "random_wrong", gold_steps=gold) == pipe.counterfactuals(
+        texts, "random_wrong", gold_steps=gold, seed=0)
+    assert [r.gold_step for r in pipe.counterfactuals(texts, "runner_up", gold_steps=["ANIMAL", ""])] == ["animal", None]
