@@ -377,3 +377,16 @@ def test_counterfactuals_read_the_pipelines_scope_fit_answer_mode_max_length_and
     assert pipe.counterfactuals(texts, "random_wrong", gold_steps=gold) == pipe.counterfactuals(
         texts, "random_wrong", gold_steps=gold, seed=0)
     assert [r.gold_step for r in pipe.counterfactuals(texts, "runner_up", gold_steps=["ANIMAL", ""])] == ["animal", None]
+
+
+def test_random_wrong_counterfactuals_draw_from_seed_0_unless_told(tmp_path):
+    """The default seed is 0: a rerun without a seed injects the same random wrong steps; another seed others."""
+    from app_tiny import RELATION, build_tiny_checkpoint
+
+    rel = CoTTPipeline.from_pretrained(str(build_tiny_checkpoint(tmp_path, RELATION, "relation")))
+    texts = ["[[Ada]] works for {{Acme}} in Paris."] * 6
+
+    def drawn(**seed):
+        return [r.injections[0].step for r in rel.counterfactuals(texts, "random_wrong", **seed)]
+
+    assert drawn() == drawn(seed=0) != drawn(seed=1)
