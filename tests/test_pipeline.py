@@ -390,3 +390,19 @@ def test_random_wrong_counterfactuals_draw_from_seed_0_unless_told(tmp_path):
         return [r.injections[0].step for r in rel.counterfactuals(texts, "random_wrong", **seed)]
 
     assert drawn() == drawn(seed=0) != drawn(seed=1)
+
+
+def test_sweeps_counterfactuals_and_explanations_batch_64_64_and_32_inputs_by_default(pipe, monkeypatch):
+    """The documented default batch sizes (memory a user plans for) reach the batched passes."""
+    import cott.pipeline as pipeline
+
+    seen = {}
+    real_sweep, real_run = pipeline.sweep, pipeline.counterfactual.run
+    monkeypatch.setattr(pipeline, "sweep", lambda *a: seen.setdefault("sweep", a[-1]) and real_sweep(*a))
+    monkeypatch.setattr(pipeline.counterfactual, "run",
+                        lambda *a, **kw: seen.setdefault("run", kw["batch_size"]) and real_run(*a, **kw))
+    monkeypatch.setattr(pipeline.attribution, "explain", lambda *a: seen.setdefault("explain", (a[-2], a[-1])))
+    pipe.sweep("a cat")
+    pipe.counterfactuals(["a cat"], "runner_up")
+    pipe.explain("a cat")
+    assert seen == {"sweep": 64, "run": 64, "explain": (False, 32)}  # explain: direct off, 32 a batch
