@@ -1,5 +1,6 @@
 """Slot filling, truncation and multi-token label words, for WordPiece and byte-level BPE tokenizers."""
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from cott.template import Template
@@ -239,3 +240,90 @@ def test_truncated_tells_whether_any_text_slot_was_cut(tokenizer):
     assert not tpl.encode(tokenizer, fields, None, whole).truncated
     cut = tpl.encode(tokenizer, fields, None, whole - 2)  # the one-token text cannot give: the subject is cut
     assert cut.truncated and len(cut.input_ids) == whole - 2
+
+
+def test_encode_refusals_name_the_slots_and_the_missing_fields(tiny_bert):
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    tpl = Template('[T] The [C] " [T:subj] " and the [C] " [T:obj] " : [A] .')
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tok, {"text": "ada works for acme", "subj": "ada", "obj": "acme"}, ["person"], 64)
+    assert str(err.value) == "template has 2 [C] slot(s), step has 1 part(s)"
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tok, {"text": "ada works for acme"}, None, 64)
+    assert str(err.value) == "missing text field(s) for the template: ['obj', 'subj']"
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tok, {"subj": "ada", "obj": "acme"}, None, 64)
+    assert str(err.value) == "missing text field(s) for the template: ['text']"
+    ids = tpl.text_ids(tok, "ada works for acme")  # pre-tokenized, the main text needs no field
+    enc = tpl.encode(tok, {"subj": "ada", "obj": "acme"}, None, 64, ids)
+    assert enc.input_ids == tpl.encode(tok, {"text": "ada works for acme", "subj": "ada", "obj": "acme"}, None, 64).input_ids
+    with pytest.raises(ValueError) as err:
+        Template("The area is [A].")
+    assert str(err.value) == "template must have exactly one main text slot, [T] or [T:marked]: 'The area is [A].'"
+    with pytest.raises(ValueError) as err:
+        Template("[T] [A] [A]")
+    assert str(err.value) == "template must have at most one [A] slot: '[T] [A] [A]'"
+
+
+def test_encode_defaults_to_step_one_and_the_configured_max_length(tiny_bert):
+    from cott.config import MAX_LENGTH
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    text = " ".join(["house"] * (2 * MAX_LENGTH))
+    enc = tpl.encode(tok, {"text": text})
+    assert enc == tpl.encode(tok, {"text": text}, None, MAX_LENGTH)
+    assert len(enc.input_ids) == MAX_LENGTH and enc.truncated and len(enc.step_pos) == 1
+
+
+def test_a_mention_at_the_very_end_of_a_long_text_is_kept(tokenizer):
+    tpl = Template('[T] " [T:subj] " [A] .')
+    text = " ".join(["house"] * 80) + " ada"
+    enc = tpl.encode(tokenizer, {"text": text, "subj": "ada"}, None, 24)
+    ids = tpl.text_ids(tokenizer, text)
+    assert enc.truncated and enc.text_index[-1] == len(ids) - 1  # the window ends with the mention
+    assert "ada" in tokenizer.decode([enc.input_ids[p] for p in enc.text_pos])
+
+
+def test_verbalizer_refusals_say_what_is_wrong():
+    for labels, words, pooling, message in [
+        ([], None, "mean", "a verbalizer needs at least one label"),
+        (["a", "a"], None, "mean", "duplicate labels in verbalizer"),
+        (["a"], None, "max", "pooling must be 'mean' or 'first', not 'max'"),
+        (["a"], {"b": "x", "c": "y"}, "mean", "label words given for unknown labels: ['b', 'c']"),
+        (["a"], {"a": ["x", " "]}, "mean", "empty label word for label 'a'"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            Verbalizer(labels, words, pooling)
+        assert str(err.value) == message
+    with pytest.raises(KeyError) as err:
+        Verbalizer(["a", "b"]).index("c")
+    assert err.value.args[0] == "unknown label 'c'"
+
+
+def test_verbalizer_words_index_phrase_and_round_trip():
+    v = Verbalizer(["per:city_of_birth", "no_relation"], {"no_relation": ["unrelated to", "none"]})
+    assert len(v) == 2 and v.labels == ["per:city_of_birth", "no_relation"]
+    assert v.index("no_relation") == 1 and v.index("per:city_of_birth") == 0
+    assert v.words == {"per:city_of_birth": ["per:city of birth"], "no_relation": ["unrelated to", "none"]}
+    assert v.phrase("no_relation") == "unrelated to" and v.phrase("per:city_of_birth") == "per:city of birth"
+    assert Verbalizer(["a"], {"a": "x y"}).words == {"a": ["x y"]}  # one word given as a string
+    d = v.to_dict()
+    assert d == {"labels": v.labels, "words": v.words, "pooling": "mean"}
+    back = Verbalizer.from_dict({**d, "pooling": "first"})
+    assert back.labels == v.labels and back.words == v.words and back.pooling == "first"
+    plain = Verbalizer.from_dict({"labels": ["a_b"]})
+    assert plain.words == {"a_b": ["a b"]} and plain.pooling == "mean"
+    assert v.token_ids is None and v.weights is None  # until bound to a tokenizer
+
+
+def test_first_pooling_scores_each_word_by_its_first_sub_token(tokenizer):
+    bpe = "roberta" in type(tokenizer).__name__.lower()
+    v = Verbalizer(["x", "y"], {"x": ["horse and cat", "car"], "y": "bus"}, pooling="first").bind(tokenizer)
+    first = tokenizer.encode((" " if bpe else "") + "horse and cat", add_special_tokens=False)[0]
+    car = tokenizer.encode((" " if bpe else "") + "car", add_special_tokens=False)[0]
+    bus = tokenizer.encode((" " if bpe else "") + "bus", add_special_tokens=False)[0]
+    row = dict(zip(v.token_ids.tolist(), v.weights[0].tolist()))
+    assert {t: w for t, w in row.items() if w} == ({first: 1.0} if first == car else {first: 0.5, car: 0.5})
+    assert dict(zip(v.token_ids.tolist(), v.weights[1].tolist()))[bus] == 1.0
+    assert v.token_ids.tolist() == sorted({first, car, bus}) and v.token_ids.dtype == torch.long
