@@ -105,6 +105,8 @@ def test_bad_templates_are_refused():
 def test_label_words_from_names():
     assert label_to_words("credit_limit_change") == "credit limit change"
     assert label_to_words("per:city_of_birth") == "per:city of birth"
+    assert label_to_words("org/top-members__employees") == "org top members employees"
+    assert label_to_words("Peop") == "Peop"
 
 
 def test_multi_token_label_words_pool_their_subtokens(tokenizer):
@@ -327,3 +329,38 @@ def test_first_pooling_scores_each_word_by_its_first_sub_token(tokenizer):
     assert {t: w for t, w in row.items() if w} == ({first: 1.0} if first == car else {first: 0.5, car: 0.5})
     assert dict(zip(v.token_ids.tolist(), v.weights[1].tolist()))[bus] == 1.0
     assert v.token_ids.tolist() == sorted({first, car, bus}) and v.token_ids.dtype == torch.long
+
+
+def test_the_too_short_refusal_counts_the_tokens_the_prompt_needs_without_its_text(tokenizer):
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    fields = {"text": "house house house"}
+    text = len(tpl.text_ids(tokenizer, fields["text"]))
+    needed = len(tpl.encode(tokenizer, fields, None, 200).input_ids) - text  # specials, literals and masks
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tokenizer, fields, None, needed - 1)
+    assert str(err.value) == (
+        f"max_length={needed - 1} is too short for this prompt: the template, step and masks alone need {needed} tokens, "
+        "and each text slot keeps at least one; shorten the step or raise max_length")
+    with pytest.raises(ValueError, match=f"alone need {needed} tokens"):
+        tpl.encode(tokenizer, fields, None, needed)  # room for the masks, none for the text
+    assert len(tpl.encode(tokenizer, fields, None, needed + 1).input_ids) == needed + 1
+
+
+def test_the_answer_is_read_after_the_special_tokens_or_from_the_first_token_without_an_answer_slot(tokenizer):
+    first = Template("[A] is the area of [T] .").encode(tokenizer, {"text": "a cat"}, None, 64)
+    assert first.answer_pos == 1 and first.input_ids[1] == tokenizer.mask_token_id
+    none = Template("[T] The domain is [C] .").encode(tokenizer, {"text": "a cat"}, None, 64)
+    assert none.answer_pos == 0 and none.input_ids[0] == tokenizer.cls_token_id
+    assert none.step_pos == [none.input_ids.index(tokenizer.mask_token_id)]
+
+
+def test_the_token_cache_stops_growing_at_100000_entries(tiny_bert):
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    tpl.encode(tok, {"text": "a cat"}, ["animal"], 64)
+    tpl._cache.update({("pad", i): [] for i in range(100_000 - 1 - len(tpl._cache))})
+    tpl.encode(tok, {"text": "a cat"}, ["red house"], 64)  # one below the bound: this step is kept
+    assert len(tpl._cache) == 100_000 and (id(tok), "red house", True) in tpl._cache
+    enc = tpl.encode(tok, {"text": "a cat"}, ["big car"], 64)  # at the bound: tokenized, not kept
+    assert len(tpl._cache) == 100_000
+    assert tok.decode(enc.input_ids).count("car") == 1 and "[UNK]" not in tok.decode(enc.input_ids)
