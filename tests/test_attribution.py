@@ -338,6 +338,15 @@ def test_a_token_that_starts_with_spaces_belongs_to_the_word_after_them():
     spans = [(0, 2), (4, 6), (7, 8)]
     assert token_words([(0, 1), (1, 2), (2, 5), (5, 6), (6, 8)], spans, main) == [0, 0, 1, 1, 2]
     assert token_words([(2, 4)], spans, main) == [1]  # nothing but spaces: the word after them
+    assert token_words([(3, 3), (6, 6)], spans, main) == [0, 1]  # an empty token stays with the word before it
+
+
+def test_parse_refuses_more_than_max_words_in_words(tiny_bert):
+    model = _model(tiny_bert)
+    assert len(parse(model, {"text": " ".join(["dog"] * MAX_WORDS)}).words) == MAX_WORDS
+    with pytest.raises(ValueError) as err:
+        parse(model, {"text": " ".join(["dog"] * (MAX_WORDS + 1))})
+    assert str(err.value) == f"the text has {MAX_WORDS + 1:,} words; attributions are computed for at most {MAX_WORDS}"
 
 
 def test_each_prompt_reads_its_target_at_the_step_or_at_the_answer(trained):
