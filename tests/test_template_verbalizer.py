@@ -364,3 +364,20 @@ def test_the_token_cache_stops_growing_at_100000_entries(tiny_bert):
     enc = tpl.encode(tok, {"text": "a cat"}, ["big car"], 64)  # at the bound: tokenized, not kept
     assert len(tpl._cache) == 100_000
     assert tok.decode(enc.input_ids).count("car") == 1 and "[UNK]" not in tok.decode(enc.input_ids)
+
+
+def test_a_template_parses_into_its_pieces_and_fields():
+    from cott.template import Piece
+
+    tpl = Template("Text: [T] is [C][A]. [T:subj]")
+    assert tpl.text == "Text: [T] is [C][A]. [T:subj]"
+    assert tpl.pieces == [Piece("lit", "Text: "), Piece("T", "text", True), Piece("lit", " is "), Piece("C", "", True),
+                          Piece("A", "", False), Piece("lit", ". "), Piece("T", "subj", True)]
+    assert tpl.main == "text" and tpl.num_step_slots == 1 and tpl.fields() == {"text", "subj"}
+    assert tpl.main_string("  a cat ") == " a cat"
+    marked = Template('[T:marked] " [T:subj] " [A] " [T:obj] "')
+    assert marked.pieces[0] == Piece("T", "marked", False) and marked.pieces[-1] == Piece("lit", ' "')
+    assert marked.main == "marked" and marked.num_step_slots == 0 and marked.fields() == {"marked", "subj", "obj"}
+    assert marked.main_string("  @ ada @ works ") == "@ ada @ works"
+    assert Template("[T][C][C]").pieces == [Piece("T", "text"), Piece("C"), Piece("C")]
+    assert Template("[T][C][C]").num_step_slots == 2
