@@ -359,3 +359,17 @@ def test_each_prompt_reads_its_target_at_the_step_or_at_the_answer(trained):
     assert [p.target for p in jobs["answer"]] == r["p_answer_step"].argmax(-1).tolist()
     assert [p.target for p in jobs["direct"]] == r["p_answer"].argmax(-1).tolist()
     assert all(p.enc.step_pos == [] for p in jobs["answer"]) and all(len(p.enc.step_pos) == 1 for p in jobs["step"])
+
+
+def test_deletion_orders_rank_words_by_score_and_shuffle_by_seed_and_index():
+    from types import SimpleNamespace
+
+    from cott.faithfulness import _ranked, _shuffled
+
+    p = SimpleNamespace(word=[3, 0, 0, 1, 2, 3, 4])  # a word per scored token, sub-tokens repeat their word
+    assert _ranked(p, [0.1, 0.5, -0.2, 0.5, 0.0]) == [1, 3, 0, 4, 2]  # highest first, ties: earlier word first
+    expected = [0, 1, 2, 3, 4]
+    random.Random("7:2").shuffle(expected)
+    assert _shuffled(p, 7, 2) == expected == _shuffled(p, 7, 2)
+    assert sorted(_shuffled(p, 0, 5)) == [0, 1, 2, 3, 4]
+    assert {tuple(_shuffled(p, 7, i)) for i in range(6)} != {tuple(expected)}  # another input, another order
