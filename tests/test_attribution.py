@@ -310,3 +310,66 @@ def test_an_int8_model_is_explained_by_occlusion_and_refuses_gradients_in_words(
         with pytest.raises(ValueError, match=rf"^{method} needs gradients, which a quantized \(int8\) model does not "
                                              r"give; use 'occlusion'$"):
             pipe.explain("a big red cat", method=method)
+
+
+def test_a_relation_read_unmarked_takes_its_roles_from_the_marked_text(tiny_bert):
+    """A relation template with a plain [T] still marks the subject's and object's words by role, from the marked
+    text, when its words are the text's words; otherwise (or without a marked text) no word has a role."""
+    template = '[T] The [C] " [T:subj] " and the [C] " [T:obj] " : [A] .'
+    model = _model(tiny_bert, template, answers={"Work_For": ["works for"], "no_relation": ["unrelated to"]},
+                   steps={"Peop": ["person"], "Org": ["organization"]})
+    fields = {"text": "ada works for acme house", "subj": "ada", "obj": "acme house",
+              "marked": "@ ada @ works for # acme house #"}
+    parsed = parse(model, fields)
+    assert parsed.words == ["ada", "works", "for", "acme", "house"]
+    assert parsed.roles == ["subject", "", "", "object", "object"]
+    assert min(parsed.word_of_token) == 0  # no marker in the text read
+    assert parse(model, {**fields, "marked": "@ bob @ works for # acme house #"}).roles == [""] * 5
+    assert parse(model, {k: v for k, v in fields.items() if k != "marked"}).roles == [""] * 5
+    exp = _pipe(model, "relation").explain("[[ada]] works for {{acme}} in paris .", method="occlusion")
+    assert exp.words == ["ada", "works", "for", "acme", "in", "paris", "."]
+    assert exp.roles == ["subject", "", "", "object", "", "", ""]
+
+
+def test_a_token_that_starts_with_spaces_belongs_to_the_word_after_them():
+    from cott.words import token_words
+
+    main = "ab  cd e"
+    spans = [(0, 2), (4, 6), (7, 8)]
+    assert token_words([(0, 1), (1, 2), (2, 5), (5, 6), (6, 8)], spans, main) == [0, 0, 1, 1, 2]
+    assert token_words([(2, 4)], spans, main) == [1]  # nothing but spaces: the word after them
+    assert token_words([(3, 3), (6, 6)], spans, main) == [0, 1]  # an empty token stays with the word before it
+
+
+def test_parse_refuses_more_than_max_words_in_words(tiny_bert):
+    model = _model(tiny_bert)
+    assert len(parse(model, {"text": " ".join(["dog"] * MAX_WORDS)}).words) == MAX_WORDS
+    with pytest.raises(ValueError) as err:
+        parse(model, {"text": " ".join(["dog"] * (MAX_WORDS + 1))})
+    assert str(err.value) == f"the text has {MAX_WORDS + 1:,} words; attributions are computed for at most {MAX_WORDS}"
+
+
+def test_each_prompt_reads_its_target_at_the_step_or_at_the_answer(trained):
+    fields = [trained.fields("i saw a dog today"), trained.fields("the small car")]
+    _, r, jobs = prompts(trained, fields, [None, None], direct=True)
+    assert set(jobs) == {"step", "answer", "direct"}
+    for kind, expected in (("step", "step"), ("answer", "answer"), ("direct", "answer")):
+        assert [p.kind for p in jobs[kind]] == [expected, expected]
+    assert [p.target for p in jobs["step"]] == [int(s) for s in r["step_hat"]]
+    assert [p.target for p in jobs["answer"]] == r["p_answer_step"].argmax(-1).tolist()
+    assert [p.target for p in jobs["direct"]] == r["p_answer"].argmax(-1).tolist()
+    assert all(p.enc.step_pos == [] for p in jobs["answer"]) and all(len(p.enc.step_pos) == 1 for p in jobs["step"])
+
+
+def test_deletion_orders_rank_words_by_score_and_shuffle_by_seed_and_index():
+    from types import SimpleNamespace
+
+    from cott.faithfulness import _ranked, _shuffled
+
+    p = SimpleNamespace(word=[3, 0, 0, 1, 2, 3, 4])  # a word per scored token, sub-tokens repeat their word
+    assert _ranked(p, [0.1, 0.5, -0.2, 0.5, 0.0]) == [1, 3, 0, 4, 2]  # highest first, ties: earlier word first
+    expected = [0, 1, 2, 3, 4]
+    random.Random("7:2").shuffle(expected)
+    assert _shuffled(p, 7, 2) == expected == _shuffled(p, 7, 2)
+    assert sorted(_shuffled(p, 0, 5)) == [0, 1, 2, 3, 4]
+    assert {tuple(_shuffled(p, 7, i)) for i in range(6)} != {tuple(expected)}  # another input, another order

@@ -217,3 +217,21 @@ def test_structure(tiny_bert):
     assert model.step_phrase(("vehicle",)) == ["vehicle"] and model.projection[-1].out_features == 8
     assert model.projection[0].in_features == model.projection[0].out_features == 32
     assert model.step_temperature == 1.0 and model.classifier is None and model.dropout is None
+
+
+def test_the_joint_step_distribution_is_the_product_of_the_slots_in_known_steps_order(tiny_bert):
+    torch.manual_seed(0)
+    steps = ["animal", "vehicle", "house"]
+    model = CoTTModel(AutoModelForMaskedLM.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert),
+                      Template('[T] The [C] " [T:subj] " and the [C] " [T:obj] " : [A] .'), Verbalizer(["cat", "dog"]),
+                      Verbalizer(steps), proj_dim=8)
+    assert model.known_steps() == [(a, b) for a in steps for b in steps]
+    logits = torch.randn(2, 2, 3)
+    for temperature in (1.0, 2.0):
+        model.step_temperature = temperature
+        p = (logits / temperature).softmax(-1)
+        expected = torch.stack([p[:, 0, i] * p[:, 1, j] for i in range(3) for j in range(3)], dim=1)
+        assert torch.allclose(model.step_distribution(logits), expected, atol=1e-6)
+    single = _model(tiny_bert)
+    assert single.known_steps() == [("animal",), ("vehicle",)]
+    assert torch.allclose(single.step_distribution(logits[:, :1, :2]), logits[:, 0, :2].softmax(-1), atol=1e-6)

@@ -1,5 +1,6 @@
 """Slot filling, truncation and multi-token label words, for WordPiece and byte-level BPE tokenizers."""
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from cott.template import Template
@@ -104,6 +105,8 @@ def test_bad_templates_are_refused():
 def test_label_words_from_names():
     assert label_to_words("credit_limit_change") == "credit limit change"
     assert label_to_words("per:city_of_birth") == "per:city of birth"
+    assert label_to_words("org/top-members__employees") == "org top members employees"
+    assert label_to_words("Peop") == "Peop"
 
 
 def test_multi_token_label_words_pool_their_subtokens(tokenizer):
@@ -239,3 +242,142 @@ def test_truncated_tells_whether_any_text_slot_was_cut(tokenizer):
     assert not tpl.encode(tokenizer, fields, None, whole).truncated
     cut = tpl.encode(tokenizer, fields, None, whole - 2)  # the one-token text cannot give: the subject is cut
     assert cut.truncated and len(cut.input_ids) == whole - 2
+
+
+def test_encode_refusals_name_the_slots_and_the_missing_fields(tiny_bert):
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    tpl = Template('[T] The [C] " [T:subj] " and the [C] " [T:obj] " : [A] .')
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tok, {"text": "ada works for acme", "subj": "ada", "obj": "acme"}, ["person"], 64)
+    assert str(err.value) == "template has 2 [C] slot(s), step has 1 part(s)"
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tok, {"text": "ada works for acme"}, None, 64)
+    assert str(err.value) == "missing text field(s) for the template: ['obj', 'subj']"
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tok, {"subj": "ada", "obj": "acme"}, None, 64)
+    assert str(err.value) == "missing text field(s) for the template: ['text']"
+    ids = tpl.text_ids(tok, "ada works for acme")  # pre-tokenized, the main text needs no field
+    enc = tpl.encode(tok, {"subj": "ada", "obj": "acme"}, None, 64, ids)
+    assert enc.input_ids == tpl.encode(tok, {"text": "ada works for acme", "subj": "ada", "obj": "acme"}, None, 64).input_ids
+    with pytest.raises(ValueError) as err:
+        Template("The area is [A].")
+    assert str(err.value) == "template must have exactly one main text slot, [T] or [T:marked]: 'The area is [A].'"
+    with pytest.raises(ValueError) as err:
+        Template("[T] [A] [A]")
+    assert str(err.value) == "template must have at most one [A] slot: '[T] [A] [A]'"
+
+
+def test_encode_defaults_to_step_one_and_the_configured_max_length(tiny_bert):
+    from cott.config import MAX_LENGTH
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    text = " ".join(["house"] * (2 * MAX_LENGTH))
+    enc = tpl.encode(tok, {"text": text})
+    assert enc == tpl.encode(tok, {"text": text}, None, MAX_LENGTH)
+    assert len(enc.input_ids) == MAX_LENGTH and enc.truncated and len(enc.step_pos) == 1
+
+
+def test_a_mention_at_the_very_end_of_a_long_text_is_kept(tokenizer):
+    tpl = Template('[T] " [T:subj] " [A] .')
+    text = " ".join(["house"] * 80) + " ada"
+    enc = tpl.encode(tokenizer, {"text": text, "subj": "ada"}, None, 24)
+    ids = tpl.text_ids(tokenizer, text)
+    assert enc.truncated and enc.text_index[-1] == len(ids) - 1  # the window ends with the mention
+    assert "ada" in tokenizer.decode([enc.input_ids[p] for p in enc.text_pos])
+
+
+def test_verbalizer_refusals_say_what_is_wrong():
+    for labels, words, pooling, message in [
+        ([], None, "mean", "a verbalizer needs at least one label"),
+        (["a", "a"], None, "mean", "duplicate labels in verbalizer"),
+        (["a"], None, "max", "pooling must be 'mean' or 'first', not 'max'"),
+        (["a"], {"b": "x", "c": "y"}, "mean", "label words given for unknown labels: ['b', 'c']"),
+        (["a"], {"a": ["x", " "]}, "mean", "empty label word for label 'a'"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            Verbalizer(labels, words, pooling)
+        assert str(err.value) == message
+    with pytest.raises(KeyError) as err:
+        Verbalizer(["a", "b"]).index("c")
+    assert err.value.args[0] == "unknown label 'c'"
+
+
+def test_verbalizer_words_index_phrase_and_round_trip():
+    v = Verbalizer(["per:city_of_birth", "no_relation"], {"no_relation": ["unrelated to", "none"]})
+    assert len(v) == 2 and v.labels == ["per:city_of_birth", "no_relation"]
+    assert v.index("no_relation") == 1 and v.index("per:city_of_birth") == 0
+    assert v.words == {"per:city_of_birth": ["per:city of birth"], "no_relation": ["unrelated to", "none"]}
+    assert v.phrase("no_relation") == "unrelated to" and v.phrase("per:city_of_birth") == "per:city of birth"
+    assert Verbalizer(["a"], {"a": "x y"}).words == {"a": ["x y"]}  # one word given as a string
+    d = v.to_dict()
+    assert d == {"labels": v.labels, "words": v.words, "pooling": "mean"}
+    back = Verbalizer.from_dict({**d, "pooling": "first"})
+    assert back.labels == v.labels and back.words == v.words and back.pooling == "first"
+    plain = Verbalizer.from_dict({"labels": ["a_b"]})
+    assert plain.words == {"a_b": ["a b"]} and plain.pooling == "mean"
+    assert v.token_ids is None and v.weights is None  # until bound to a tokenizer
+
+
+def test_first_pooling_scores_each_word_by_its_first_sub_token(tokenizer):
+    bpe = "roberta" in type(tokenizer).__name__.lower()
+    v = Verbalizer(["x", "y"], {"x": ["horse and cat", "car"], "y": "bus"}, pooling="first").bind(tokenizer)
+    first = tokenizer.encode((" " if bpe else "") + "horse and cat", add_special_tokens=False)[0]
+    car = tokenizer.encode((" " if bpe else "") + "car", add_special_tokens=False)[0]
+    bus = tokenizer.encode((" " if bpe else "") + "bus", add_special_tokens=False)[0]
+    row = dict(zip(v.token_ids.tolist(), v.weights[0].tolist()))
+    assert {t: w for t, w in row.items() if w} == ({first: 1.0} if first == car else {first: 0.5, car: 0.5})
+    assert dict(zip(v.token_ids.tolist(), v.weights[1].tolist()))[bus] == 1.0
+    assert v.token_ids.tolist() == sorted({first, car, bus}) and v.token_ids.dtype == torch.long
+
+
+def test_the_too_short_refusal_counts_the_tokens_the_prompt_needs_without_its_text(tokenizer):
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    fields = {"text": "house house house"}
+    text = len(tpl.text_ids(tokenizer, fields["text"]))
+    needed = len(tpl.encode(tokenizer, fields, None, 200).input_ids) - text  # specials, literals and masks
+    with pytest.raises(ValueError) as err:
+        tpl.encode(tokenizer, fields, None, needed - 1)
+    assert str(err.value) == (
+        f"max_length={needed - 1} is too short for this prompt: the template, step and masks alone need {needed} tokens, "
+        "and each text slot keeps at least one; shorten the step or raise max_length")
+    with pytest.raises(ValueError, match=f"alone need {needed} tokens"):
+        tpl.encode(tokenizer, fields, None, needed)  # room for the masks, none for the text
+    assert len(tpl.encode(tokenizer, fields, None, needed + 1).input_ids) == needed + 1
+
+
+def test_the_answer_is_read_after_the_special_tokens_or_from_the_first_token_without_an_answer_slot(tokenizer):
+    first = Template("[A] is the area of [T] .").encode(tokenizer, {"text": "a cat"}, None, 64)
+    assert first.answer_pos == 1 and first.input_ids[1] == tokenizer.mask_token_id
+    none = Template("[T] The domain is [C] .").encode(tokenizer, {"text": "a cat"}, None, 64)
+    assert none.answer_pos == 0 and none.input_ids[0] == tokenizer.cls_token_id
+    assert none.step_pos == [none.input_ids.index(tokenizer.mask_token_id)]
+
+
+def test_the_token_cache_stops_growing_at_100000_entries(tiny_bert):
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    tpl = Template("[T] The domain is [C]. The area is [A].")
+    tpl.encode(tok, {"text": "a cat"}, ["animal"], 64)
+    tpl._cache.update({("pad", i): [] for i in range(100_000 - 1 - len(tpl._cache))})
+    tpl.encode(tok, {"text": "a cat"}, ["red house"], 64)  # one below the bound: this step is kept
+    assert len(tpl._cache) == 100_000 and (id(tok), "red house", True) in tpl._cache
+    enc = tpl.encode(tok, {"text": "a cat"}, ["big car"], 64)  # at the bound: tokenized, not kept
+    assert len(tpl._cache) == 100_000
+    assert tok.decode(enc.input_ids).count("car") == 1 and "[UNK]" not in tok.decode(enc.input_ids)
+
+
+def test_a_template_parses_into_its_pieces_and_fields():
+    from cott.template import Piece
+
+    tpl = Template("Text: [T] is [C][A]. [T:subj]")
+    assert tpl.text == "Text: [T] is [C][A]. [T:subj]"
+    assert tpl.pieces == [Piece("lit", "Text: "), Piece("T", "text", True), Piece("lit", " is "), Piece("C", "", True),
+                          Piece("A", "", False), Piece("lit", ". "), Piece("T", "subj", True)]
+    assert tpl.main == "text" and tpl.num_step_slots == 1 and tpl.fields() == {"text", "subj"}
+    assert tpl.main_string("  a cat ") == " a cat"
+    marked = Template('[T:marked] " [T:subj] " [A] " [T:obj] "')
+    assert marked.pieces[0] == Piece("T", "marked", False) and marked.pieces[-1] == Piece("lit", ' "')
+    assert marked.main == "marked" and marked.num_step_slots == 0 and marked.fields() == {"marked", "subj", "obj"}
+    assert marked.main_string("  @ ada @ works ") == "@ ada @ works"
+    assert Template("[T][C][C]").pieces == [Piece("T", "text"), Piece("C"), Piece("C")]
+    assert Template("[T][C][C]").num_step_slots == 2
