@@ -251,7 +251,8 @@ def test_unknown_labels_count_as_none_with_a_notice(pipes, tmp_path):
     rows = [dict(r, label=lab) for r, lab in zip(ROWS, ["balance", "no_such_label", ""])]
     plan = plan_of(pipes["cls"], csv_file(tmp_path, rows), "runner_up")
     assert plan.labels == ["balance", None, None]
-    assert any("1 rows have a label this model does not know" in n for n in plan.notices)
+    assert any(n.startswith("1 rows have a label this model does not know (e.g. 'no_such_label'); accuracy leaves")
+               for n in plan.notices)
 
 
 def test_long_texts_are_truncated_with_a_notice(pipes, tmp_path):
