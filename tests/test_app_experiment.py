@@ -251,7 +251,8 @@ def test_unknown_labels_count_as_none_with_a_notice(pipes, tmp_path):
     rows = [dict(r, label=lab) for r, lab in zip(ROWS, ["balance", "no_such_label", ""])]
     plan = plan_of(pipes["cls"], csv_file(tmp_path, rows), "runner_up")
     assert plan.labels == ["balance", None, None]
-    assert any("1 rows have a label this model does not know" in n for n in plan.notices)
+    assert any(n.startswith("1 rows have a label this model does not know (e.g. 'no_such_label'); accuracy leaves")
+               for n in plan.notices)
 
 
 def test_long_texts_are_truncated_with_a_notice(pipes, tmp_path):
@@ -546,3 +547,29 @@ def test_shipped_checkpoint_keeps_its_fit():
     if "out_of_scope" not in config:
         pytest.skip("no shipped CLINC150 checkpoint with an out-of-scope fit")
     assert config["out_of_scope"]["signal"] in render.SCOPE_SIGNALS
+
+
+def test_flat_heatmap_keeps_the_most_frequent_answers_and_counts_the_rest_as_other(monkeypatch):
+    monkeypatch.setattr(exp, "MAX_PLOT_ANSWERS", 2)
+    records = [record(0, "a", ("s1", "b", True), ("s1", "b", True), ("s1", "a", False)),
+               record(1, "a", ("s2", "c", True), ("s1", "d", True))]
+    data = exp.heatmap_data(records, {}, str.upper)  # no step-answer table: columns are answers, not steps
+    assert data["steps"] == ["S1", "S2"] and data["columns"] == ["b", "a", exp.OTHER]
+    assert data["counts"] == [[2, 1, 1], [0, 0, 1]] and data["shares"][1] == [0.0, 0.0, 1.0]
+    assert not data["hierarchy"] and data["steps_total"] == 2
+    tree = exp.heatmap_data(records, {"s1": ["a", "b"], "s2": ["c"]}, str.upper)  # "d" belongs to no step
+    assert tree["columns"] == ["S1", "S2", exp.OTHER] and tree["counts"] == [[3, 0, 1], [0, 1, 0]]
+
+
+@pytest.mark.parametrize("err", [OSError("disk gone"), UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")])
+def test_an_unreadable_upload_is_named_by_its_file_name(monkeypatch, tmp_path, err):
+    path = csv_file(tmp_path, ROWS)
+
+    def fail(_):
+        raise err
+
+    monkeypatch.setattr(exp, "read_rows", fail)
+    with pytest.raises(inputs.InputError) as caught:
+        exp.read_file(path)
+    name = Path(path).name
+    assert str(caught.value) == f"{name}: could not be read ({err}); upload a UTF-8 CSV or JSON-lines file."

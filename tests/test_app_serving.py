@@ -537,3 +537,38 @@ def test_app_with_spaces_serves_every_endpoint(space, tmp_path):
             continue
         assert close(a, t), (a, t)
     assert space["proc"].poll() is None
+
+
+def test_a_job_that_would_overflow_a_batch_opens_the_next_one_and_a_large_job_runs_alone():
+    """A job is never split: one that does not fit waits to open the next batch (later jobs may join it); one larger
+    than ``max_items`` runs alone. Sizes count a (texts, steps) request's texts."""
+    seen = []
+    b = MicroBatcher(lambda requests: seen.append(list(requests)) or requests, max_items=3, wait_s=0.5)
+    jobs = [b.submit([1, 2]), b.submit([(["a", "b"], None)]), b.submit([5])]
+    assert [f.result(timeout=30) for f in jobs] == [[1, 2], [(["a", "b"], None)], [5]]
+    assert seen == [[1, 2], [(["a", "b"], None), 5]] and (b.calls, b.served) == (2, 4)
+    big = b.submit([6, 7, 8, 9])
+    assert big.result(timeout=30) == [6, 7, 8, 9] and seen[-1] == [6, 7, 8, 9]
+    sized = [b.submit(["x"], size=3), b.submit(["y"], size=1)]  # an explicit size overrides the count
+    assert [f.result(timeout=30) for f in sized] == [["x"], ["y"]] and seen[-2:] == [["x"], ["y"]]
+
+
+def test_a_lone_call_runs_in_the_callers_thread_and_is_counted():
+    seen = []
+
+    def run(requests):
+        seen.append((threading.current_thread().name, list(requests)))
+        return [r * 2 for r in requests]
+
+    b = MicroBatcher(run, max_items=8, wait_s=5.0, name="cott-test")
+    start = time.perf_counter()
+    assert b.call([1, 2]) == [2, 4] and b.call([3]) == [6]
+    assert time.perf_counter() - start < 2  # no wait for a batch to fill
+    assert seen == [(threading.current_thread().name, [1, 2]), (threading.current_thread().name, [3])]
+    assert (b.calls, b.served, b._in_flight) == (2, 3, 0)
+    with pytest.raises(ZeroDivisionError):
+        MicroBatcher(lambda requests: [1 / 0], max_items=8, wait_s=0.0).call([1])
+    eager = MicroBatcher(lambda requests: requests, max_items=8, wait_s=0.0)
+    start = time.perf_counter()
+    assert eager.submit([1]).result(timeout=30) == [1]
+    assert time.perf_counter() - start < 0.8  # with no wait, a job past its deadline runs at once

@@ -226,3 +226,11 @@ def test_cells_keep_what_a_spreadsheet_or_a_json_file_wrote(tmp_path):
     windows = tmp_path / "windows.csv"  # a quoted header cell may hold a Windows line break
     windows.write_bytes(b'"multi\r\nline",text\r\nx,hello\r\n')
     assert [r["text"] for r in read_rows(windows)] == ["hello"]
+
+
+def test_json_objects_says_what_is_wrong_with_json_that_is_not_an_array_of_objects():
+    for content in ('{"text": "a"}', '[{"text": "a"}, "b"]'):
+        with pytest.raises(TypeError, match="^not an array of objects$"):
+            json_objects(content)
+    with pytest.raises(ValueError):
+        json_objects("[{")

@@ -83,3 +83,14 @@ def test_offline_is_read_from_either_variable(monkeypatch, online, value, offlin
         monkeypatch.delenv(name)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     assert hub._offline() is True
+
+
+def test_an_unreachable_hub_is_named_by_its_endpoint(monkeypatch, online):
+    from cott.data import DataError
+
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.setattr(hub, "_reachable", lambda: False)
+    with pytest.raises(DataError, match=r"^nobody/nothing: not a local file or folder, and the Hugging Face Hub "
+                                        r"\(https://huggingface\.co\) could not be reached within 3 s: check the "
+                                        r"network, or set HF_HUB_OFFLINE=1 to read a cached copy$"):
+        hub.load_hub("nobody/nothing", "train", {"text": "text"})
