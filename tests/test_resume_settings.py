@@ -86,3 +86,15 @@ def test_progress_round_trips_through_json_and_reads_older_step_keys():
     assert Progress.from_json(json.loads(json.dumps(info))) == progress
     old = {"step": 12, "best": 0.75, "best_step": 6, "history": [{"step": 6, "val": 0.75}, {"step": 12, "val": 0.5}]}
     assert Progress.from_json(old) == progress
+
+
+def test_a_runs_state_lives_in_state_under_its_output_folder(tmp_path):
+    from train.state import state_folder
+    assert state_folder(str(tmp_path)) == tmp_path / "state"
+
+
+def test_run_settings_keep_the_flags_that_shape_training_as_json_reads_them():
+    from argparse import Namespace
+    from train.state import RESUMABLE, run_settings
+    args = Namespace(lr=1e-3, columns=("a", "b"), **{k: 1 for k in RESUMABLE})
+    assert run_settings(args) == {"lr": 1e-3, "columns": ["a", "b"]}
