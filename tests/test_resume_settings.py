@@ -61,6 +61,21 @@ def test_a_non_ascii_setting_is_read_back_as_utf8(tmp_path):
     check_resumable(tmp_path, {"template": "Étape → {x}"}, DEFAULTS.get)
 
 
+def test_a_non_ascii_setting_is_read_back_under_a_plain_ascii_locale_too(tmp_path, monkeypatch):
+    """state.json is written as UTF-8 whatever the locale: it is read as UTF-8, not in the locale's encoding (here an
+    ASCII one, as under LC_ALL=C, simulated in-process)."""
+    from pathlib import Path
+    read_text = Path.read_text
+
+    def in_ascii_locale(self, encoding=None, errors=None):
+        return read_text(self, encoding=encoding or "ascii", errors=errors)
+
+    (tmp_path / STATE_JSON).write_bytes(json.dumps({"info": {"run": {"template": "Étape"}}},
+                                                   ensure_ascii=False).encode("utf-8"))
+    monkeypatch.setattr(Path, "read_text", in_ascii_locale)
+    check_resumable(tmp_path, {"template": "Étape"}, DEFAULTS.get)
+
+
 def test_progress_records_the_best_score_and_when_only_on_improvement(caplog):
     progress = Progress()
     assert (progress.iteration, progress.best, progress.best_iteration, progress.history) == (0, -1.0, 0, [])
