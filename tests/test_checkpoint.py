@@ -381,3 +381,22 @@ def test_a_config_with_non_ascii_labels_is_written_as_utf8_whatever_the_locale(t
     model, loaded = load_checkpoint(out)
     assert model.answer.labels == ["café", "cat", "naïve"] and model.known_steps() == [("véhicule",), ("animal",)]
     assert loaded.answer_verbalizer == model.answer.to_dict()
+
+
+def test_a_delta_over_a_headless_backbone_must_carry_the_head_the_backbone_lacks(saved, tiny_bert, tmp_path):
+    """A delta over an encoder shipped without an MLM head (like MiniLM) brings the head; one that lost it is refused."""
+    model, _, delta = saved
+    headless = tmp_path / "headless"
+    AutoModelForMaskedLM.from_pretrained(tiny_bert).bert.save_pretrained(headless, safe_serialization=True)
+    file = delta / "delta.safetensors"
+    tensors = load_file(file)
+    head = sorted(k for k in tensors if k.startswith("cls."))
+    assert "cls.predictions.transform.dense.weight" in head
+    config = _config(delta)
+    (delta / "cott.json").write_text(json.dumps(config | {"backbone": str(headless)}))
+    reloaded, _ = load_checkpoint(delta)
+    for name, tensor in model.mlm.state_dict().items():
+        assert torch.equal(reloaded.mlm.state_dict()[name], tensor), name
+    save_file({k: v for k, v in tensors.items() if k != "cls.predictions.transform.dense.weight"}, file)
+    _refused(delta, f"{file}: lacks ['cls.predictions.transform.dense.weight'], which the backbone {str(headless)!r} "
+                    "does not have either: the checkpoint is incomplete")

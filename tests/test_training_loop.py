@@ -165,6 +165,8 @@ def test_the_run_reports_its_data_its_validations_and_its_progress(run):
     drawn = re.findall(r"train cott: [^\r\n]*", seen.bar)  # the bar, each time it is drawn
     assert f"| {TOTAL}/{TOTAL} " in drawn[-1]  # one step an iteration
     assert "evaluate: " in seen.bar  # the validations' own bar
+    # after its counts, the bar shows each part of the last iteration's loss to 3 decimals
+    assert re.search(r"L_y1=\d+\.\d{3}, L_I=\d+\.\d{3}, L_y2=\d+\.\d{3}, L_cc=\d+\.\d{3}\]", drawn[-1]), drawn[-1]
 
 
 def test_group_by_length_puts_the_longest_prompt_first_and_sorts_each_batch(tiny_bert, toy_data, tmp_path, run):
